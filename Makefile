@@ -1,0 +1,72 @@
+# Kefu Console — the two commands of the README: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: demo test test-sqlite test-postgres system-deps venv lint format bench worker clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Everything the demo needs is embedded: SQLite, the in-process channel layer,
+# the sandbox WeChat. It prints the URL and the logins.
+demo: $(STAMP)
+	$(PY) manage.py rundemo --host $(HOST) --port $(PORT)
+
+# System packages for the suite: PostgreSQL and Redis servers, Chromium for the
+# browser tests, CJK fonts for screenshots. Installed only when missing.
+system-deps:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing fonts-noto-cjk >/dev/null; \
+	  else echo "please install:$$missing (apt-get)"; exit 1; fi; \
+	fi
+
+TEST_ENV := DEBUG=0 SECRET_KEY=test-secret-key-not-for-production WECHAT_SANDBOX=true \
+	ALLOWED_HOSTS=localhost,127.0.0.1,testserver DJANGO_SETTINGS_MODULE=config.settings
+
+test: system-deps $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(MAKE) --no-print-directory test-sqlite
+	$(MAKE) --no-print-directory test-postgres
+
+test-sqlite: $(STAMP)
+	@echo "=== suite on SQLite + in-memory channel layer ==="
+	env -u DATABASE_URL -u REDIS_URL $(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+
+test-postgres: $(STAMP)
+	@echo "=== suite on PostgreSQL + Redis ==="
+	@set -e; eval "$$(scripts/services.sh start)"; \
+	trap 'scripts/services.sh stop' EXIT; \
+	env $(TEST_ENV) DATABASE_URL=$$DATABASE_URL REDIS_URL=$$REDIS_URL $(PY) -m pytest $(PYTEST_ARGS)
+
+worker: $(STAMP)
+	$(PY) manage.py sendworker
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
+
+bench: system-deps $(STAMP)
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache

@@ -1,0 +1,79 @@
+"""Shared personas and helpers: an account, a follower, agents, signed pushes."""
+
+import time
+
+import pytest
+from django.contrib.auth.models import Group, User
+
+from wechat.models import OfficialAccount
+from wechat.sandbox import signing
+
+APPID = "wx_test_appid_0001"
+TOKEN = "test-token"
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+ORIGINAL_ID = "gh_testaccount"
+OPENID = "o_follower_0001"
+
+
+@pytest.fixture
+def account(db):
+    return OfficialAccount.objects.create(
+        appid=APPID, name="测试公众号", token=TOKEN, app_secret="test-app-secret-value",
+        original_id=ORIGINAL_ID, encoding_aes_key=AES_KEY,
+        crypto_mode=OfficialAccount.CryptoMode.COMPATIBLE,
+    )
+
+
+def make_user(username, role, **extra):
+    user = User.objects.create_user(username=username, password="pw-" + username, **extra)
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@pytest.fixture
+def agent(db, account):
+    user = make_user("agent_li", "agent", first_name="小李")
+    account.agents.add(user)
+    return user
+
+
+@pytest.fixture
+def colleague(db, account):
+    user = make_user("agent_wang", "agent", first_name="小王")
+    account.agents.add(user)
+    return user
+
+
+@pytest.fixture
+def outsider(db):
+    return make_user("agent_out", "agent", first_name="外人")
+
+
+@pytest.fixture
+def supervisor(db):
+    return make_user("super_zhao", "supervisor", first_name="赵主管")
+
+
+def text_xml(content="你好", msg_id="1001", openid=OPENID, create_time=None):
+    return signing.push_xml(
+        to_user=ORIGINAL_ID, from_user=openid, msg_type="text", create_time=create_time,
+        fields={"Content": content, "MsgId": msg_id},
+    )
+
+
+def event_xml(event, openid=OPENID, create_time=None, **fields):
+    return signing.push_xml(
+        to_user=ORIGINAL_ID, from_user=openid, msg_type="event", create_time=create_time,
+        fields={"Event": event, **fields},
+    )
+
+
+def post_push(client, body, *, mode="plain", appid=APPID, token=TOKEN, timestamp=None, query_overrides=None):
+    query, data = signing.signed_request(
+        token=token, body=body, appid=appid, aes_key=AES_KEY, mode=mode,
+        timestamp=timestamp if timestamp is not None else time.time(),
+    )
+    query.update(query_overrides or {})
+    qs = "&".join(f"{k}={v}" for k, v in query.items())
+    return client.post(f"/wechat/{appid}/?{qs}", data=data, content_type="text/xml")
