@@ -110,10 +110,14 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
 # Persistent connections: reconnecting per request costs ~5x throughput.
 _db["CONN_MAX_AGE"] = None
 _db["CONN_HEALTH_CHECKS"] = True
-if "TEST" not in _db and _db["ENGINE"] == "django.db.backends.sqlite3":
-    # A file (not :memory:) so that uvicorn processes started by tests and
-    # the test process itself see the same rows.
-    _db["TEST"] = {"NAME": str(BASE_DIR / "var" / "test-db.sqlite3")}
+# Test database: a file for SQLite (not :memory:) so that uvicorn and worker
+# processes started by tests see the same rows as the test itself.
+# TEST_DATABASE_NAME lets parallel runs on one machine keep apart.
+_test_name = env.str("TEST_DATABASE_NAME", default="")
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    _db["TEST"] = {"NAME": str(BASE_DIR / "var" / f"{_test_name or 'test-db'}.sqlite3")}
+elif _test_name:
+    _db["TEST"] = {"NAME": _test_name}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
