@@ -1,6 +1,6 @@
 """ASGI entry point: HTTP and websockets, served by uvicorn.
 
-    uvicorn config.asgi:application
+uvicorn config.asgi:application
 """
 
 import os

@@ -85,9 +85,7 @@ WSGI_APPLICATION = None
 
 # --- Database --------------------------------------------------------------
 DATABASES = {
-    "default": _env_or_fail(
-        env.db_url, "DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}"
-    )
+    "default": _env_or_fail(env.db_url, "DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}")
 }
 _db = DATABASES["default"]
 if _db["ENGINE"] == "django.db.backends.sqlite3":
@@ -98,9 +96,7 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     _db.setdefault("OPTIONS", {})
     _db["OPTIONS"].update(
         {
-            "init_command": (
-                "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;PRAGMA foreign_keys=ON;"
-            ),
+            "init_command": ("PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;PRAGMA foreign_keys=ON;"),
             "transaction_mode": "IMMEDIATE",
             "timeout": 20,
         }
@@ -134,9 +130,7 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}
-    }
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}}
 
 TASKS = {
     "default": {
@@ -171,9 +165,9 @@ MEDIA_ROOT = env.str("MEDIA_ROOT", default=str(BASE_DIR / "var" / "media"))
 
 SESSION_COOKIE_SECURE = _env_or_fail(env.bool, "SECURE_COOKIES", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if _env_or_fail(
-    env.bool, "BEHIND_TLS_PROXY", default=False
-) else None
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if _env_or_fail(env.bool, "BEHIND_TLS_PROXY", default=False) else None
+)
 
 # --- WeChat ----------------------------------------------------------------
 WECHAT_APP_ID = env.str("WECHAT_APP_ID", default="")

@@ -64,7 +64,11 @@ class CannedReply(models.Model):
         NEWS = "news", _("图文")
 
     account = models.ForeignKey(
-        OfficialAccount, null=True, blank=True, on_delete=models.CASCADE, related_name="canned_replies",
+        OfficialAccount,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="canned_replies",
         help_text=_("留空则所有公众号可用"),
     )
     shortcut = models.SlugField(_("快捷短语"), max_length=32)
@@ -85,3 +89,27 @@ class CannedReply(models.Model):
 
     def __str__(self):
         return f"/{self.shortcut} {self.title}"
+
+
+class Presence(models.Model):
+    """Who has a conversation open, and who is typing in it: short-lived by design.
+
+    One row per browser socket and conversation, so two tabs of one agent do
+    not cancel each other. Rows expire on their own (a crashed socket never
+    says goodbye); readers ignore expired rows and writers sweep them.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="+")
+    channel_name = models.CharField(max_length=200)
+    viewing_until = models.DateTimeField()
+    typing_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["channel_name", "conversation"], name="one_presence_per_socket"),
+        ]
+        indexes = [models.Index(fields=["conversation", "viewing_until"])]
+
+    def __str__(self):
+        return f"{self.user_id} on {self.conversation_id} until {self.viewing_until}"

@@ -38,7 +38,11 @@ def receive(*, account, push, raw_xml="", now=None):
             OfficialAccount.objects.filter(pk=account.pk).update(duplicate_pushes=F("duplicate_pushes") + 1)
             log.info(
                 "duplicate push dropped: account=%s type=%s event=%s msgid=%s from=%s",
-                account.appid, push.msg_type, push.event, push.msg_id, push.from_user,
+                account.appid,
+                push.msg_type,
+                push.event,
+                push.msg_id,
+                push.from_user,
             )
             return Received(None, True)
         _update_contact(contact, push, now)

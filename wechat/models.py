@@ -39,9 +39,7 @@ class OfficialAccount(models.Model):
     app_secret = models.CharField(_("AppSecret"), max_length=128, blank=True)
     token = models.CharField(_("Token"), max_length=64)
     encoding_aes_key = models.CharField(_("EncodingAESKey"), max_length=43, blank=True)
-    previous_encoding_aes_key = models.CharField(
-        _("上一个 EncodingAESKey"), max_length=43, blank=True
-    )
+    previous_encoding_aes_key = models.CharField(_("上一个 EncodingAESKey"), max_length=43, blank=True)
     crypto_mode = models.CharField(
         _("消息加解密方式"), max_length=16, choices=CryptoMode.choices, default=CryptoMode.PLAIN
     )
@@ -137,12 +135,18 @@ class Contact(models.Model):
         return window.WindowState(
             subscribed=self.subscribed,
             long=window.grant_from_fields(
-                self.long_opened_by, self.long_opened_at, self.long_expires_at,
-                self.long_quota, self.long_used,
+                self.long_opened_by,
+                self.long_opened_at,
+                self.long_expires_at,
+                self.long_quota,
+                self.long_used,
             ),
             short=window.grant_from_fields(
-                self.short_opened_by, self.short_opened_at, self.short_expires_at,
-                self.short_quota, self.short_used,
+                self.short_opened_by,
+                self.short_opened_at,
+                self.short_expires_at,
+                self.short_quota,
+                self.short_used,
             ),
         )
 
@@ -172,8 +176,12 @@ class Conversation(models.Model):
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="conversations")
     status = models.CharField(_("状态"), max_length=16, choices=Status.choices, default=Status.OPEN)
     assignee = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="assigned_conversations", verbose_name=_("负责人"),
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_conversations",
+        verbose_name=_("负责人"),
     )
     snoozed_until = models.DateTimeField(_("暂缓至"), null=True, blank=True)
     # Oldest inbound message not yet answered; null when the agent spoke last.
@@ -339,9 +347,7 @@ class OutboundMessage(models.Model):
 class SendLog(models.Model):
     """One row per HTTP attempt against the WeChat API (§10)."""
 
-    outbound = models.ForeignKey(
-        OutboundMessage, null=True, blank=True, on_delete=models.SET_NULL, related_name="logs"
-    )
+    outbound = models.ForeignKey(OutboundMessage, null=True, blank=True, on_delete=models.SET_NULL, related_name="logs")
     account = models.ForeignKey(OfficialAccount, null=True, blank=True, on_delete=models.SET_NULL)
     endpoint = models.CharField(max_length=512)  # redacted: never the token
     request_body = models.TextField(blank=True)

@@ -316,21 +316,31 @@ def _pictures(d):
     pic_list = info.get("PicList") if isinstance(info.get("PicList"), dict) else {}
     md5s = tuple(_s(item, "PicMd5Sum") for item in _items(pic_list.get("item")))
     count = _s(info, "Count")
-    return MenuPictureEvent(event_key=_s(d, "EventKey"), count=int(count) if count.isdigit() else len(md5s), pic_md5s=md5s)
+    return MenuPictureEvent(
+        event_key=_s(d, "EventKey"), count=int(count) if count.isdigit() else len(md5s), pic_md5s=md5s
+    )
 
 
 def _location_select(d):
     info = d.get("SendLocationInfo") if isinstance(d.get("SendLocationInfo"), dict) else {}
     return LocationSelectEvent(
-        event_key=_s(d, "EventKey"), latitude=_s(info, "Location_X"), longitude=_s(info, "Location_Y"),
-        scale=_s(info, "Scale"), label=_s(info, "Label"), poiname=_s(info, "Poiname"),
+        event_key=_s(d, "EventKey"),
+        latitude=_s(info, "Location_X"),
+        longitude=_s(info, "Location_Y"),
+        scale=_s(info, "Scale"),
+        label=_s(info, "Label"),
+        poiname=_s(info, "Poiname"),
     )
 
 
 def _job_finish(d):
     return JobFinishEvent(
-        job_msg_id=_s(d, "MsgID"), status=_s(d, "Status"), total_count=_s(d, "TotalCount"),
-        filter_count=_s(d, "FilterCount"), sent_count=_s(d, "SentCount"), error_count=_s(d, "ErrorCount"),
+        job_msg_id=_s(d, "MsgID"),
+        status=_s(d, "Status"),
+        total_count=_s(d, "TotalCount"),
+        filter_count=_s(d, "FilterCount"),
+        sent_count=_s(d, "SentCount"),
+        error_count=_s(d, "ErrorCount"),
     )
 
 

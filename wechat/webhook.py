@@ -32,7 +32,13 @@ EMPTY = Answer(200, b"")
 def refuse(status, reason, appid, **context):
     details = " ".join(f"{k}={v}" for k, v in context.items())
     log.warning("webhook refused %s: %s appid=%s %s", status, reason, appid, details)
-    messages = {400: b"bad request", 403: b"forbidden", 404: b"not found", 405: b"method not allowed", 413: b"too large"}
+    messages = {
+        400: b"bad request",
+        403: b"forbidden",
+        404: b"not found",
+        405: b"method not allowed",
+        413: b"too large",
+    }
     return Answer(status, messages.get(status, b"refused"))
 
 

@@ -173,6 +173,7 @@ def close(state, *, unsubscribed=False):
 
 def exhaust(state, now):
     """WeChat said 45047: the quota of every open grant is used up."""
+
     def spent(g):
         if g is None or g.quota is None or now >= g.expires_at:
             return g
