@@ -18,8 +18,12 @@ OPENID = "o_follower_0001"
 @pytest.fixture
 def account(db):
     return OfficialAccount.objects.create(
-        appid=APPID, name="测试公众号", token=TOKEN, app_secret="test-app-secret-value",
-        original_id=ORIGINAL_ID, encoding_aes_key=AES_KEY,
+        appid=APPID,
+        name="测试公众号",
+        token=TOKEN,
+        app_secret="test-app-secret-value",
+        original_id=ORIGINAL_ID,
+        encoding_aes_key=AES_KEY,
         crypto_mode=OfficialAccount.CryptoMode.COMPATIBLE,
     )
 
@@ -57,21 +61,31 @@ def supervisor(db):
 
 def text_xml(content="你好", msg_id="1001", openid=OPENID, create_time=None):
     return signing.push_xml(
-        to_user=ORIGINAL_ID, from_user=openid, msg_type="text", create_time=create_time,
+        to_user=ORIGINAL_ID,
+        from_user=openid,
+        msg_type="text",
+        create_time=create_time,
         fields={"Content": content, "MsgId": msg_id},
     )
 
 
 def event_xml(event, openid=OPENID, create_time=None, **fields):
     return signing.push_xml(
-        to_user=ORIGINAL_ID, from_user=openid, msg_type="event", create_time=create_time,
+        to_user=ORIGINAL_ID,
+        from_user=openid,
+        msg_type="event",
+        create_time=create_time,
         fields={"Event": event, **fields},
     )
 
 
 def post_push(client, body, *, mode="plain", appid=APPID, token=TOKEN, timestamp=None, query_overrides=None):
     query, data = signing.signed_request(
-        token=token, body=body, appid=appid, aes_key=AES_KEY, mode=mode,
+        token=token,
+        body=body,
+        appid=appid,
+        aes_key=AES_KEY,
+        mode=mode,
         timestamp=timestamp if timestamp is not None else time.time(),
     )
     query.update(query_overrides or {})
