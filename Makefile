@@ -21,7 +21,7 @@ venv: $(STAMP)
 # Everything the demo needs is embedded: SQLite, the in-process channel layer,
 # the sandbox WeChat. It prints the URL and the logins.
 demo: $(STAMP)
-	$(PY) manage.py rundemo --host $(HOST) --port $(PORT)
+	$(PY) scripts/demo.py --host $(HOST) --port $(PORT)
 
 # System packages for the suite: PostgreSQL and Redis servers, Chromium for the
 # browser tests, CJK fonts for screenshots. Installed only when missing.
