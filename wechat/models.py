@@ -115,6 +115,8 @@ class Contact(models.Model):
     short_expires_at = models.DateTimeField(null=True, blank=True)
     short_quota = models.PositiveSmallIntegerField(null=True, blank=True)
     short_used = models.PositiveSmallIntegerField(default=0)
+    # When a Typing indicator was last requested: at most one per 15 s (§4).
+    typing_sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("粉丝")
