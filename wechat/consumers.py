@@ -1,0 +1,122 @@
+"""The webhook's fast path: `/wechat/<appid>/` as a Channels HTTP consumer.
+
+Django's ASGI handler runs the middleware stack with sync↔async thread hops on
+every request, which costs several times the webhook's own work under uvicorn
+(docs/benchmarks.md). WeChat pushes need none of that middleware — no session,
+no CSRF, no locale — so this consumer reads the body itself and calls the same
+`wechat.webhook.handle` as the Django view (wechat.views.webhook), with the
+same arguments, and answers the same status and body. config/asgi.py routes
+the path here ahead of the Django app.
+
+Differences that are deliberate: the body is read only up to the 64 KB limit
+(Django would first spool a 10 MB body to disk), and the headers that the
+middleware would add to a plain-text answer are set here directly.
+"""
+
+import logging
+import uuid
+
+from channels.db import database_sync_to_async
+from channels.generic.http import AsyncHttpConsumer
+from django.conf import settings
+from django.http import QueryDict
+from django.http.request import split_domain_port, validate_host
+
+from config.logging import request_id_var
+from wechat import webhook
+
+log = logging.getLogger("wechat.webhook")
+
+# What SecurityMiddleware, XFrameOptionsMiddleware and RequestIdMiddleware add
+# to the Django view's answer (the request id is appended per request).
+_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+
+
+class WebhookConsumer(AsyncHttpConsumer):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.received = 0
+        self.too_large = False
+        self.content_length = 0
+        self.checked_headers = False
+
+    async def http_request(self, message):
+        # Stop buffering past the limit so a hostile 10 MB body costs 64 KB of
+        # memory; `handle` still sees more than the limit and refuses with 413.
+        if not self.checked_headers:
+            self.checked_headers = True
+            self.content_length = _content_length(self.scope)
+            self.too_large = self.content_length > settings.WECHAT_MAX_BODY_BYTES
+        chunk = message.get("body", b"")
+        if chunk and not self.too_large:
+            room = settings.WECHAT_MAX_BODY_BYTES + 1 - self.received
+            self.body.append(chunk[:room])
+            self.received += min(len(chunk), room)
+            self.too_large = self.received > settings.WECHAT_MAX_BODY_BYTES
+        if self.too_large or not message.get("more_body"):
+            await super().http_request({"body": b"", "more_body": False})
+
+    async def handle(self, body):
+        rid = (_header(self.scope, b"x-request-id") or uuid.uuid4().hex[:16])[:64]
+        token = request_id_var.set(rid)
+        try:
+            status, payload, content_type = await self._answer(body)
+        finally:
+            request_id_var.reset(token)
+        headers = [(b"content-type", content_type.encode("latin-1")), *_HEADERS, (b"x-request-id", rid.encode())]
+        await self.send_response(status, payload, headers=headers)
+
+    async def _answer(self, body):
+        if not _host_allowed(self.scope):
+            # What Django's CommonMiddleware does for a Host not in ALLOWED_HOSTS.
+            log.warning("webhook refused 400: host not allowed")
+            return 400, b"bad request", "text/plain; charset=utf-8"
+        method = self.scope["method"]
+        if self.content_length > settings.WECHAT_MAX_BODY_BYTES or method != "POST":
+            body = b""  # the view does not read these bodies either
+        query = QueryDict(self.scope.get("query_string", b"").decode("utf-8", "replace"))
+        appid = self.scope["url_route"]["kwargs"]["appid"]
+        try:
+            answer = await _handle(appid, method, query, body, content_length=self.content_length)
+        except Exception:
+            # Nothing was stored (the transaction rolled back); a 500 makes
+            # WeChat retry the push (§6.5), exactly like the Django view.
+            log.exception("webhook failed appid=%s", appid)
+            return 500, b"server error", "text/plain; charset=utf-8"
+        return answer.status, answer.body, answer.content_type
+
+
+@database_sync_to_async
+def _handle(appid, method, query, body, *, content_length):
+    return webhook.handle(appid, method, query, body, content_length=content_length)
+
+
+def _header(scope, name):
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _content_length(scope):
+    try:
+        return max(int(_header(scope, b"content-length") or 0), 0)
+    except ValueError:
+        return 0
+
+
+def _host_allowed(scope):
+    host = _header(scope, b"host")
+    if host is None:
+        server = scope.get("server")
+        host = server[0] if server else ""
+    domain, _port = split_domain_port(host)
+    allowed = settings.ALLOWED_HOSTS
+    if settings.DEBUG and not allowed:
+        allowed = [".localhost", "127.0.0.1", "[::1]"]
+    return bool(domain) and validate_host(domain, allowed)
