@@ -747,15 +747,8 @@ class OutboundMessageAdmin(CsvExportMixin, ReadOnlyAdmin):
         created = []
         for message in eligible:
             try:
-                with transaction.atomic():
-                    new = outbound.resend_message(message=message, agent=request.user)
-                    audit(
-                        request.user,
-                        "outbound.resend",
-                        new,
-                        gettext("重发消息 #%(old)d → #%(new)d") % {"old": message.pk, "new": new.pk},
-                        {"resend_of": message.pk, "status": message.status, "errcode": message.last_errcode},
-                    )
+                # resend_message writes the new ledger row and its audit record together.
+                new = outbound.resend_message(message=message, agent=request.user)
             except (outbound.SendRefused, builders.BuildError) as exc:
                 reason = getattr(exc, "message", "") or str(exc)
                 self.message_user(

@@ -4,6 +4,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from django import forms
 from django.core.files.uploadedfile import UploadedFile
+from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from wechat import builders, crypto
@@ -184,9 +185,17 @@ def _validate_media(kind, lifetime, filename, size):
 _NOT_JPG_PNG = (".gif", ".webp", ".bmp", ".svg", ".tif", ".tiff", ".heic", ".ico")
 
 
+def _https_urls(field, **kwargs):
+    # A link typed without a scheme is taken as https (Django 6's default too).
+    if isinstance(field, models.URLField):
+        kwargs.setdefault("assume_scheme", "https")
+    return field.formfield(**kwargs)
+
+
 class NewsTemplateForm(forms.ModelForm):
     class Meta:
         model = NewsTemplate
+        formfield_callback = _https_urls
         fields = ["account", "name", "title", "description", "url", "picurl"]
         help_texts = {
             "url": _("粉丝点击图文后打开的网址（http 或 https）。"),

@@ -1,5 +1,9 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from wechat import ops_views
 
 app_name = "ops"
 
-urlpatterns = []
+urlpatterns = [
+    path("", ops_views.dashboard_view, name="dashboard"),
+]
