@@ -1,0 +1,66 @@
+"""Helpers for the sandbox's own tests: an API caller, a token, a follower."""
+
+import json
+
+import pytest
+
+from tests.conftest import APPID, OPENID
+from wechat.sandbox import follower as wx
+
+SECRET = "test-app-secret-value"  # the `account` fixture's app_secret
+
+
+class Api:
+    """Calls /sandbox/cgi-bin/… through Django's test client, token added."""
+
+    def __init__(self, client, token=""):
+        self.client = client
+        self.token = token
+
+    def url(self, path, params=None, token=True):
+        params = dict(params or {})
+        if token and self.token and "access_token" not in params:
+            params["access_token"] = self.token
+        qs = "&".join(f"{k}={v}" for k, v in params.items())
+        return f"/sandbox{path}" + (f"?{qs}" if qs else "")
+
+    def get(self, path, token=True, **params):
+        return self.client.get(self.url(path, params, token))
+
+    def post_raw(self, path, raw, token=True, content_type="application/json", **params):
+        return self.client.post(self.url(path, params, token), data=raw, content_type=content_type)
+
+    def post(self, path, body, token=True, **params):
+        raw = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        return self.post_raw(path, raw, token, **params)
+
+    def send(self, body):
+        return self.post("/cgi-bin/message/custom/send", body).json()
+
+    def text(self, content="你好", openid=OPENID):
+        return self.send({"touser": openid, "msgtype": "text", "text": {"content": content}})
+
+
+@pytest.fixture
+def token(account):
+    return wx.issue_token(account)
+
+
+@pytest.fixture
+def api(client, token):
+    return Api(client, token)
+
+
+@pytest.fixture
+def anon_api(client):
+    return Api(client)
+
+
+@pytest.fixture
+def follower(account):
+    """A follower who just wrote a message: the 5 / 48 h window is open (§3.1)."""
+    wx.act(account, OPENID, "text", content="在吗？", deliver=False)
+    return wx.get(account, OPENID)
+
+
+__all__ = ["APPID", "SECRET"]

@@ -1,0 +1,174 @@
+"""Fault injection for the fake API, shared by every process through the database.
+
+A fault hits the next `count` matching calls (optionally one endpoint, one
+account), then stays as a spent row so the simulator can show its hits.
+
+Kinds (SandboxFault.Kind):
+
+* ``latency``       sleep `delay_ms` before handling, then answer normally
+* ``busy``          ``{"errcode": -1}`` (system busy, retryable, §10.2)
+* ``daily_quota``   45009;  ``rate_limit`` 45011
+* ``http_error``    an HTTP `http_status` (5xx) with an HTML body, no JSON
+* ``reset``         TCP reset before the request is read: needs a real server
+                    (uvicorn), see `ResetMiddleware`; Django's test client
+                    never consumes it
+* ``read_timeout``  handle the call normally — a message IS recorded as
+                    delivered — then hold the answer for `delay_ms`, longer
+                    than the client's read timeout: the ambiguous case of §10.2
+* ``token_expired`` the caller's access token expires now and the call gets
+                    42001, as if its 7200 s had run out (§1.3)
+
+Delays are capped at `MAX_DELAY_MS`: the sandbox only ever runs on loopback
+and every wait must stay bounded.
+"""
+
+import asyncio
+import logging
+import socket
+import struct
+from urllib.parse import parse_qs
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db.models import F, Q
+
+from wechat.sandbox.models import SandboxCall, SandboxFault
+
+log = logging.getLogger(__name__)
+
+Kind = SandboxFault.Kind
+MAX_DELAY_MS = 60_000
+API_PREFIX = "/sandbox/cgi-bin/"
+# Faults that replace the answer (at most one per call).
+ANSWERING = (Kind.BUSY, Kind.DAILY_QUOTA, Kind.RATE_LIMIT, Kind.HTTP_ERROR, Kind.TOKEN_EXPIRED)
+
+
+def inject(kind, *, count=1, endpoint="", account=None, delay_ms=0, http_status=503):
+    """Arm a fault for the next `count` calls. `endpoint` like "/cgi-bin/message/custom/send"."""
+    kind = Kind(kind)
+    if count < 1:
+        raise ValueError("count must be at least 1")
+    if kind in (Kind.LATENCY, Kind.READ_TIMEOUT) and not 0 < delay_ms <= MAX_DELAY_MS:
+        raise ValueError(f"delay_ms must be between 1 and {MAX_DELAY_MS}")
+    if kind == Kind.HTTP_ERROR and not 500 <= http_status <= 599:
+        raise ValueError("http_status must be a 5xx status")
+    if endpoint and not endpoint.startswith("/cgi-bin/"):
+        raise ValueError("endpoint must be a path like /cgi-bin/message/custom/send")
+    return SandboxFault.objects.create(
+        kind=kind,
+        remaining=count,
+        endpoint=endpoint,
+        account=account,
+        delay_ms=delay_ms,
+        http_status=http_status,
+    )
+
+
+def clear(account=None):
+    """Remove every fault (or those scoped to `account` and the unscoped ones)."""
+    qs = SandboxFault.objects.all()
+    if account is not None:
+        qs = qs.filter(Q(account=account) | Q(account__isnull=True))
+    return qs.delete()[0]
+
+
+def pending():
+    return list(SandboxFault.objects.filter(remaining__gt=0))
+
+
+def take(path, *, account=None, kinds):
+    """Consume one unit of the oldest armed fault among `kinds` matching this call.
+
+    The conditional UPDATE makes the decrement atomic across processes: two
+    calls racing for the last unit cannot both get it.
+    """
+    candidates = (
+        SandboxFault.objects.filter(remaining__gt=0, kind__in=list(kinds))
+        .filter(Q(endpoint="") | Q(endpoint=path))
+        .filter(Q(account__isnull=True) | Q(account=account))
+        .order_by("id")
+    )
+    for fault in candidates:
+        won = SandboxFault.objects.filter(pk=fault.pk, remaining__gt=0).update(
+            remaining=F("remaining") - 1, hits=F("hits") + 1
+        )
+        if won:
+            return fault
+    return None
+
+
+def delay_seconds(fault):
+    return min(fault.delay_ms, MAX_DELAY_MS) / 1000
+
+
+# --- connection reset under uvicorn ------------------------------------------------
+
+
+class ResetMiddleware:
+    """ASGI middleware: a `reset` fault drops the TCP connection before the request is read.
+
+    Wrap the outermost application (config/asgi.py) so `send` is still the
+    server's own bound method: under uvicorn that is the protocol cycle, whose
+    `transport` we abort after setting SO_LINGER to 0 — the kernel then sends a
+    RST instead of a FIN, which is what a client sees when WeChat's front end
+    drops a connection. With another server (no reachable transport) the
+    fault answers an empty HTTP 502 instead, and says so in the log.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not scope.get("path", "").startswith(API_PREFIX):
+            return await self.app(scope, receive, send)
+        if not settings.WECHAT_SANDBOX:
+            return await self.app(scope, receive, send)
+        fault = await _take_reset(scope)
+        if fault is None:
+            return await self.app(scope, receive, send)
+        transport = getattr(getattr(send, "__self__", None), "transport", None)
+        if transport is not None:
+            _abort(transport)
+            # Let the server notice the lost connection before we return, so
+            # it does not try to answer a 500 on the dead socket.
+            for _ in range(10):
+                if getattr(send.__self__, "disconnected", True):
+                    break
+                await asyncio.sleep(0)
+            return None
+        log.warning("sandbox reset fault: server transport not reachable, answering 502 instead")
+        await send({"type": "http.response.start", "status": 502, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+        return None
+
+
+@sync_to_async
+def _take_reset(scope):
+    from wechat.sandbox import platform
+
+    path = scope["path"][len("/sandbox") :]
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    token = (query.get("access_token") or [""])[0]
+    account = platform.token_owner(token)
+    fault = take(path, account=account, kinds=[Kind.RESET])
+    if fault is not None:
+        SandboxCall.objects.create(
+            account=account,
+            method=scope.get("method", ""),
+            path=path,
+            query="",
+            fault=Kind.RESET,
+            errmsg="connection reset",
+        )
+    return fault
+
+
+def _abort(transport):
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            # l_onoff=1, l_linger=0: close() discards the buffers and sends RST.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            log.warning("could not set SO_LINGER on the sandbox socket", exc_info=True)
+    transport.abort()
