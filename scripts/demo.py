@@ -95,9 +95,21 @@ def main():
 
     procs = [
         subprocess.Popen(  # noqa: S603
-            [PY, "-m", "uvicorn", "config.asgi:application", "--host", args.host, "--port", str(args.port),
-             "--no-access-log", "--log-level", "warning"],
-            cwd=ROOT, env=env,
+            [
+                PY,
+                "-m",
+                "uvicorn",
+                "config.asgi:application",
+                "--host",
+                args.host,
+                "--port",
+                str(args.port),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
         ),
         subprocess.Popen([PY, "manage.py", "sendworker"], cwd=ROOT, env=env),  # noqa: S603
     ]
