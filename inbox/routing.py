@@ -1,4 +1,7 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-# Filled in by the inbox: the agents' websocket endpoints.
-websocket_urlpatterns = []
+from inbox.consumers import InboxConsumer
+
+websocket_urlpatterns = [
+    path("ws/inbox/", InboxConsumer.as_asgi()),
+]

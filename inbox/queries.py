@@ -1,0 +1,254 @@
+"""Read-side lookups for the inbox: the conversation list and the timeline.
+
+The list must stay fast on a large account (100k followers, 1M messages):
+keyset pagination on indexed columns, `select_related` for everything a row
+shows, unread counts as correlated subqueries on the (conversation, id) index,
+and bounded counts for the tab badges. Nothing here issues a query per row.
+"""
+
+import itertools
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import (
+    Case,
+    Count,
+    DateTimeField,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce, Greatest
+
+from inbox.models import Activity, ReadMarker
+from wechat.models import Conversation, InboundMessage, OutboundMessage
+
+TABS = ("mine", "unassigned", "all")
+STATUSES = tuple(Conversation.Status.values)
+SORTS = ("waiting", "closing", "recent")
+PAGE_SIZE = 30
+# Tab badges show "99+" beyond this; counting further would scan a big queue.
+BADGE_CAP = 99
+TIMELINE_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class ListParams:
+    tab: str = "mine"
+    status: str = Conversation.Status.OPEN
+    sort: str = "waiting"
+    q: str = ""
+    cursor: str = ""
+
+    @classmethod
+    def from_query(cls, query):
+        tab = query.get("tab", "mine")
+        status = query.get("status", Conversation.Status.OPEN)
+        sort = query.get("sort", "waiting")
+        return cls(
+            tab=tab if tab in TABS else "mine",
+            status=status if status in STATUSES else Conversation.Status.OPEN,
+            sort=sort if sort in SORTS else "waiting",
+            q=query.get("q", "").strip()[:64],
+            cursor=query.get("cursor", "")[:80],
+        )
+
+    def as_query(self, **changes):
+        values = {"tab": self.tab, "status": self.status, "sort": self.sort, "q": self.q, **changes}
+        return {k: v for k, v in values.items() if v}
+
+
+@dataclass
+class Page:
+    rows: list
+    next_cursor: str
+
+
+def _read_to(user):
+    marker = ReadMarker.objects.filter(user=user, conversation=OuterRef("pk")).values("last_read_inbound_id")[:1]
+    return Coalesce(Subquery(marker, output_field=IntegerField()), Value(0))
+
+
+def _unread_count():
+    counted = (
+        InboundMessage.objects.filter(conversation=OuterRef("pk"), id__gt=OuterRef("read_to"))
+        .order_by()
+        .values("conversation")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
+
+
+def window_closes_at(now):
+    """When the follower's reply window closes, as SQL (NULL when closed) — §3.1.
+
+    Mirrors `wechat.window.check`: a grant counts while it has time and quota
+    left, and the window ends with the last open grant. GREATEST ignores NULLs
+    on PostgreSQL but not on SQLite, hence the Coalesce pairs.
+    """
+
+    def open_grant(prefix):
+        expires = f"contact__{prefix}_expires_at"
+        quota = f"contact__{prefix}_quota"
+        used = f"contact__{prefix}_used"
+        return Case(
+            When(
+                Q(**{f"{expires}__gt": now}) & (Q(**{f"{quota}__isnull": True}) | Q(**{f"{used}__lt": F(quota)})),
+                then=F(expires),
+            ),
+            default=None,
+            output_field=DateTimeField(),
+        )
+
+    short, long = open_grant("short"), open_grant("long")
+    return Case(
+        When(contact__subscribed=True, then=Greatest(Coalesce(short, long), Coalesce(long, short))),
+        default=None,
+        output_field=DateTimeField(),
+    )
+
+
+def base_queryset(*, user, account_ids, params, now):
+    qs = Conversation.objects.filter(account_id__in=account_ids)
+    if params.tab == "mine":
+        qs = qs.filter(assignee=user)
+    elif params.tab == "unassigned":
+        qs = qs.filter(assignee__isnull=True)
+    qs = qs.filter(status=params.status)
+    if params.q:
+        qs = qs.filter(_search(params.q))
+    return qs
+
+
+def _search(q):
+    return (
+        Q(contact__remark__icontains=q)
+        | Q(contact__display_name__icontains=q)
+        | Q(contact__openid__icontains=q)
+        | Exists(InboundMessage.objects.filter(conversation=OuterRef("pk"), content__icontains=q))
+        | Exists(OutboundMessage.objects.filter(conversation=OuterRef("pk"), preview__icontains=q))
+    )
+
+
+def conversation_page(*, user, account_ids, params, now, page_size=PAGE_SIZE):
+    qs = (
+        base_queryset(user=user, account_ids=account_ids, params=params, now=now)
+        .select_related("contact", "assignee", "account")
+        .annotate(read_to=_read_to(user))
+        .annotate(unread=_unread_count())
+    )
+    key_field, order, null_last, desc = _ordering(params.sort)
+    if params.sort == "closing":
+        qs = qs.annotate(closes_at=window_closes_at(now))
+    qs = qs.order_by(*order)
+    cursor = _parse_cursor(params.cursor)
+    if cursor is not None:
+        qs = qs.filter(_after(key_field, cursor, desc=desc, null_last=null_last))
+    rows = list(qs[: page_size + 1])
+    next_cursor = ""
+    if len(rows) > page_size:
+        rows = rows[:page_size]
+        last = rows[-1]
+        next_cursor = _make_cursor(getattr(last, key_field), last.pk)
+    return Page(rows, next_cursor)
+
+
+def _ordering(sort):
+    """(key field, order_by, nulls last?, descending?) for each sort."""
+    if sort == "recent":
+        return "last_message_at", ["-last_message_at", "-id"], False, True
+    if sort == "closing":
+        return "closes_at", [F("closes_at").asc(nulls_last=True), "id"], True, False
+    # Waiting longest first: the index (status, waiting_since) serves this.
+    return "waiting_since", [F("waiting_since").asc(nulls_last=True), "id"], True, False
+
+
+def _make_cursor(value, pk):
+    return f"{value.isoformat() if value else ''}~{pk}"
+
+
+def _parse_cursor(raw):
+    if not raw or "~" not in raw:
+        return None
+    value, _sep, pk = raw.rpartition("~")
+    try:
+        pk = int(pk)
+        value = datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+    if value is not None and value.tzinfo is None:
+        return None
+    return value, pk
+
+
+def _after(field, cursor, *, desc, null_last):
+    """Rows strictly after (value, pk) in the list's order."""
+    value, pk = cursor
+    if value is None:
+        # Already in the NULL tail: only later ids of the tail remain.
+        return Q(**{f"{field}__isnull": True, "id__gt": pk})
+    if desc:
+        return Q(**{f"{field}__lt": value}) | Q(**{field: value, "id__lt": pk})
+    after = Q(**{f"{field}__gt": value}) | Q(**{field: value, "id__gt": pk})
+    if null_last:
+        after |= Q(**{f"{field}__isnull": True})
+    return after
+
+
+def _unread_exists(user):
+    return Exists(InboundMessage.objects.filter(conversation=OuterRef("pk"), id__gt=OuterRef("read_to")))
+
+
+def tab_badges(*, user, account_ids):
+    """Conversations with unread messages in Mine and Unassigned (capped), for tabs and the title."""
+    live = Conversation.objects.filter(account_id__in=account_ids).exclude(status=Conversation.Status.RESOLVED)
+    badges = {}
+    for tab, scoped in (("mine", live.filter(assignee=user)), ("unassigned", live.filter(assignee__isnull=True))):
+        unread = scoped.annotate(read_to=_read_to(user)).filter(_unread_exists(user)).values("id")
+        badges[tab] = unread[: BADGE_CAP + 1].count()
+    return badges
+
+
+# --- one conversation --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Item:
+    kind: str  # "in", "out", "activity"
+    at: object
+    obj: object
+
+    @property
+    def key(self):
+        return f"{self.kind}-{self.obj.pk}"
+
+
+def timeline(conversation, *, limit=TIMELINE_LIMIT):
+    """The last `limit` things that happened, oldest first: messages both ways and activity."""
+    inbound = InboundMessage.objects.filter(conversation=conversation).defer("raw_xml").order_by("-id")[:limit]
+    outbound = OutboundMessage.objects.filter(conversation=conversation).select_related("agent").order_by("-id")[:limit]
+    activity = (
+        Activity.objects.filter(conversation=conversation).select_related("actor", "target").order_by("-id")[:limit]
+    )
+    items = itertools.chain(
+        (Item("in", m.received_at, m) for m in inbound),
+        (Item("out", m.created_at, m) for m in outbound),
+        (Item("activity", a.created_at, a) for a in activity),
+    )
+    ordered = sorted(items, key=lambda item: (item.at, item.kind != "in", item.obj.pk))
+    return ordered[-limit:]
+
+
+def past_conversations(conversation, *, limit=10):
+    return list(
+        Conversation.objects.filter(contact_id=conversation.contact_id)
+        .exclude(pk=conversation.pk)
+        .select_related("assignee")
+        .order_by("-created_at")[:limit]
+    )
