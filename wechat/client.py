@@ -23,11 +23,38 @@ from urllib.parse import urlencode
 import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from config.logging import redact
 from wechat import errors
 
 log = logging.getLogger("wechat.client")
+
+# Set once urllib3 has written the whole request to the socket (see
+# _TrackingConnection): a failure before that point cannot have been acted on.
+_written = threading.local()
+
+
+class _TrackingConnection(HTTPConnection):
+    def request(self, *args, **kwargs):
+        super().request(*args, **kwargs)
+        _written.done = True
+
+
+class _TrackingHTTPSConnection(HTTPSConnection):
+    def request(self, *args, **kwargs):
+        super().request(*args, **kwargs)
+        _written.done = True
+
+
+class _Pool(HTTPConnectionPool):
+    ConnectionCls = _TrackingConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _TrackingHTTPSConnection
+
 
 _RID = re.compile(r"(?:rid:\s*|hint:\s*\[)([0-9A-Za-z_\-]+)")
 _session = None
@@ -46,6 +73,7 @@ def session():
                 # max_retries=0: urllib3 must never replay a request on its own,
                 # a replayed custom/send could deliver twice (§10.2).
                 adapter = HTTPAdapter(pool_connections=4, pool_maxsize=size, max_retries=0)
+                adapter.poolmanager.pool_classes_by_scheme = {"http": _Pool, "https": _HTTPSPool}
                 s.mount("http://", adapter)
                 s.mount("https://", adapter)
                 s.headers["User-Agent"] = "kefu-console"
@@ -124,6 +152,7 @@ def request(
         "attempt": attempt,
         "worker": worker_name(),
     }
+    _written.done = False
     try:
         response = session().request(
             method,
@@ -228,29 +257,14 @@ def _write_log(entry, started, **fields):
 
 
 def _transport_failure(exc):
-    """NotSent when the request provably never left (connect refused/failed), else Ambiguous."""
+    """NotSent when the request provably never left whole (refused, connect or write failed), else Ambiguous.
+
+    §10.2: there is no idempotency key on custom/send, so only a request that
+    was never completely written may be retried. A reset or timeout after the
+    last byte was written — even one the server raised before reading it —
+    looks the same from here as one raised after WeChat acted on it.
+    """
     detail = redact(type(exc).__name__)
-    if isinstance(exc, requests.ConnectTimeout):
+    if isinstance(exc, requests.ConnectTimeout) or not getattr(_written, "done", False):
         return errors.NotSent(detail)
-    if isinstance(exc, requests.ConnectionError) and _never_connected(exc):
-        return errors.NotSent(detail)
-    # Read timeouts, resets and disconnects after the request was written:
-    # WeChat may have acted on it (§10.2).
     return errors.Ambiguous(detail)
-
-
-def _never_connected(exc):
-    from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
-
-    seen = set()
-    stack = [exc]
-    while stack:
-        item = stack.pop()
-        if item is None or id(item) in seen:
-            continue
-        seen.add(id(item))
-        if isinstance(item, NewConnectionError | ConnectTimeoutError | NameResolutionError | ConnectionRefusedError):
-            return True
-        stack.extend([getattr(item, "reason", None), item.__cause__, item.__context__])
-        stack.extend(arg for arg in getattr(item, "args", ()) if isinstance(arg, BaseException))
-    return False
