@@ -369,7 +369,8 @@ class SendLog(models.Model):
         indexes = [models.Index(fields=["errcode", "-created_at"])]
 
     def __str__(self):
-        return f"{self.endpoint} → {self.errcode}"
+        # The path only: a query string is where a token would be (§1).
+        return f"{self.endpoint.split('?', 1)[0]} → {self.errcode}"
 
 
 class MediaAsset(models.Model):
