@@ -37,3 +37,10 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+# Outermost, so the sandbox's connection-reset fault still holds the server's
+# own `send` (and through it the socket); every other request passes through.
+# See wechat/sandbox/faults.py.
+from wechat.sandbox.faults import ResetMiddleware  # noqa: E402
+
+application = ResetMiddleware(application)

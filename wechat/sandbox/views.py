@@ -43,13 +43,11 @@ class Endpoint:
 
 
 def _token(request, at, account):
-    reply, _account = platform.classic_token(request.GET, at=at)
-    return reply
+    return platform.classic_token(request.GET, at=at)
 
 
 def _stable_token(request, at, account):
-    reply, _account = platform.stable_token(request.method, _body(request), at=at)
-    return reply
+    return platform.stable_token(request.method, _body(request), at=at)
 
 
 def _custom_send(request, at, account):
@@ -150,7 +148,9 @@ def _run(endpoint, request, at, account):
             account = platform.authenticate(request.GET.get("access_token", ""), at=at)
         if endpoint.post_only and request.method != "POST":
             raise ApiError(43002)
-        return endpoint.handler(request, at, account), account
+        reply = endpoint.handler(request, at, account)
+        # The token endpoints say which app asked; the others act for `account`.
+        return reply if isinstance(reply, tuple) else (reply, account)
     except ApiError as exc:
         return platform.error_reply(exc), account
 

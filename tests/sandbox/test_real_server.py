@@ -1,0 +1,73 @@
+"""The faults that only a real server can produce, through uvicorn on loopback."""
+
+import json
+
+import pytest
+import requests
+
+from tests.conftest import OPENID
+from tests.sandbox.server import Server
+from wechat.models import InboundMessage
+from wechat.sandbox import follower as wx
+
+pytestmark = [pytest.mark.multiprocess]
+
+SEND = "/cgi-bin/message/custom/send"
+
+
+@pytest.fixture
+def server(transactional_db):
+    running = Server().start()
+    yield running
+    running.stop()
+
+
+def send(server, token, content="你好", timeout=10):
+    body = {"touser": OPENID, "msgtype": "text", "text": {"content": content}}
+    return requests.post(
+        f"{server.base}/sandbox{SEND}",
+        params={"access_token": token},
+        data=json.dumps(body, ensure_ascii=False).encode(),
+        timeout=(3, timeout),
+    )
+
+
+def test_a_reset_fault_drops_the_connection_before_the_request_is_read(server, account):
+    token = wx.issue_token(account)
+    wx.act(account, OPENID, "text", content="在吗", deliver=False)
+    wx.inject_fault("reset", endpoint=SEND)
+    with pytest.raises(requests.ConnectionError) as raised:
+        send(server, token)
+    # A RST, not an orderly close: the client's socket read fails with ECONNRESET.
+    assert "reset" in str(raised.value).lower()
+    # Nothing was delivered; the next call goes through.
+    assert not wx.delivered(account).exists()
+    assert send(server, token).json()["errcode"] == 0
+    assert [c.fault for c in wx.calls(SEND)] == ["reset", ""]
+
+
+def test_a_read_timeout_fault_delivers_then_answers_too_late(server, account):
+    token = wx.issue_token(account)
+    wx.act(account, OPENID, "text", content="在吗", deliver=False)
+    wx.inject_fault("read_timeout", endpoint=SEND, delay_ms=3000)
+    with pytest.raises(requests.ReadTimeout):
+        send(server, token, "这条会超时", timeout=1)
+    # The ambiguous case: the client saw a timeout, the follower got the message.
+    assert wx.delivered(account).get().payload == {"content": "这条会超时"}
+
+
+def test_the_follower_api_pushes_to_the_real_webhook(server, account):
+    result = wx.act(account, OPENID, "text", content="你好 😀", webhook_base=server.base)
+    assert result.delivered
+    assert result.attempts == 1
+    assert InboundMessage.objects.get().content == "你好 😀"
+    image = wx.act(account, OPENID, "image", webhook_base=server.base)
+    assert image.delivered
+    media_id = image.push.fields["media_id"]
+    # The console can fetch what the follower sent, over HTTP, with a token.
+    response = requests.get(
+        f"{server.base}/sandbox/cgi-bin/media/get",
+        params={"access_token": wx.issue_token(account), "media_id": media_id},
+        timeout=5,
+    )
+    assert response.content.startswith(b"\x89PNG")
