@@ -52,8 +52,9 @@ test-sqlite: $(STAMP)
 
 test-postgres: $(STAMP)
 	@echo "=== suite on PostgreSQL + Redis ==="
-	@set -e; eval "$$(scripts/services.sh start)"; \
-	trap 'scripts/services.sh stop' EXIT; \
+	@trap 'scripts/services.sh stop' EXIT; \
+	out=$$(scripts/services.sh start) || { echo "could not start PostgreSQL / Redis (see var/services/*.log)"; exit 1; }; \
+	eval "$$out"; \
 	env $(TEST_ENV) DATABASE_URL=$$DATABASE_URL REDIS_URL=$$REDIS_URL $(PY) -m pytest $(PYTEST_ARGS)
 
 worker: $(STAMP)

@@ -31,13 +31,16 @@ start() {
     as_pg "$bin/initdb" -D "$STATE/pg" -U postgres --auth=trust -E UTF8 >"$STATE/initdb.log" 2>&1
   fi
   if ! as_pg "$bin/pg_ctl" -D "$STATE/pg" status >/dev/null 2>&1; then
-    as_pg "$bin/pg_ctl" -D "$STATE/pg" -l "$STATE/pg.log" -w -t 60 \
-      -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $STATE/pg -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" start >/dev/null
+    if ! as_pg "$bin/pg_ctl" -D "$STATE/pg" -l "$STATE/pg.log" -w -t 60 \
+      -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $STATE/pg -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" start >/dev/null; then
+      echo "PostgreSQL did not start on port $PG_PORT:" >&2; tail -5 "$STATE/pg.log" >&2; exit 1
+    fi
   fi
   if ! redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
     redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
       --daemonize yes --pidfile "$STATE/redis.pid" --logfile "$STATE/redis.log" --dir "$STATE"
     for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 || { echo "Redis did not start on port $REDIS_PORT" >&2; exit 1; }
   fi
   echo "export DATABASE_URL=postgres://postgres@127.0.0.1:$PG_PORT/kefu"
   echo "export REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0"
