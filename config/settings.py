@@ -106,6 +106,19 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
 # Persistent connections: reconnecting per request costs ~5x throughput.
 _db["CONN_MAX_AGE"] = None
 _db["CONN_HEALTH_CHECKS"] = True
+if _db["ENGINE"].startswith("django.db.backends.postgresql"):
+    # A database host that does not answer must fail a request in seconds, not
+    # after the kernel's TCP timeout (minutes); keepalives notice a peer that
+    # vanished under an idle persistent connection.
+    _db.setdefault("OPTIONS", {})
+    for _key, _value in {
+        "connect_timeout": _env_or_fail(env.int, "DATABASE_CONNECT_TIMEOUT", default=5),
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+    }.items():
+        _db["OPTIONS"].setdefault(_key, _value)
 # Test database: a file for SQLite (not :memory:) so that uvicorn and worker
 # processes started by tests see the same rows as the test itself.
 # TEST_DATABASE_NAME lets parallel runs on one machine keep apart.
@@ -119,6 +132,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer and task backend --------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
+# Bounded waits on Redis: a Redis that is down or unreachable must cost a
+# webhook's after-commit publish (and /healthz) seconds, never the TCP timeout.
+REDIS_CONNECT_TIMEOUT = _env_or_fail(env.float, "REDIS_CONNECT_TIMEOUT", default=2.0)
+REDIS_SOCKET_TIMEOUT = _env_or_fail(env.float, "REDIS_SOCKET_TIMEOUT", default=5.0)
+# /healthz answers within this many seconds whatever is down.
+HEALTHZ_TIMEOUT = _env_or_fail(env.float, "HEALTHZ_TIMEOUT", default=3.0)
 
 if REDIS_URL:
     CHANNEL_LAYERS = {
@@ -126,7 +145,19 @@ if REDIS_URL:
             # The PubSub layer had the better tail latency under fan-out
             # (see docs/benchmarks.md).
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 30},
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+                        "socket_timeout": REDIS_SOCKET_TIMEOUT,
+                        "socket_keepalive": True,
+                        "health_check_interval": 30,
+                    }
+                ],
+                "capacity": 1000,
+                "expiry": 30,
+            },
         }
     }
 else:
@@ -178,6 +209,9 @@ WECHAT_ORIGINAL_ID = env.str("WECHAT_ORIGINAL_ID", default="")
 WECHAT_ACCOUNT_NAME = env.str("WECHAT_ACCOUNT_NAME", default="")
 WECHAT_API_BASE = env.str("WECHAT_API_BASE", default="https://api.weixin.qq.com").rstrip("/")
 WECHAT_SANDBOX = _env_or_fail(env.bool, "WECHAT_SANDBOX", default=False)
+# Where the sandbox's simulated followers post their pushes; empty: derived
+# from WECHAT_API_BASE (…/sandbox) or from the simulator page's own host.
+SANDBOX_WEBHOOK_BASE = env.str("SANDBOX_WEBHOOK_BASE", default="")
 # Replay protection on pushes: a timestamp further than this from now is refused.
 WECHAT_TIMESTAMP_TOLERANCE = _env_or_fail(env.int, "WECHAT_TIMESTAMP_TOLERANCE", default=300)
 WECHAT_MAX_BODY_BYTES = _env_or_fail(env.int, "WECHAT_MAX_BODY_BYTES", default=64 * 1024)
