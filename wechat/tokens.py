@@ -1,20 +1,28 @@
 """The access token: one shared row per account, one refresher at a time (§1).
 
 Every process and thread reads `AccessToken`; only a caller that finds it
-missing, near expiry or refused takes the lock and fetches. The lock is the row
-itself — `select_for_update` on PostgreSQL, and on SQLite the IMMEDIATE
-transaction (settings) which holds the database write lock from BEGIN — and
-inside it the row is read again, so waiters find the fresh token and do not
-fetch a second one (each classic fetch invalidates the previous token, §1.1).
-A thread lock in front spares the database the stampede of one process's
-threads. The token's value never reaches a log line, a page or an error.
+missing, near expiry or refused takes the lock and fetches. Inside the lock the
+row is read again, so waiters find the fresh token and do not fetch a second
+one (each classic fetch invalidates the previous token, §1.1).
+
+The lock: on PostgreSQL the row itself (`select_for_update`), held across the
+fetch — other writers are not affected. On SQLite the only database lock is
+the whole-file write lock (the IMMEDIATE transaction of settings); holding it
+across an HTTP call would stall every writer for up to the read timeout, and
+deadlock outright against a WeChat fake sharing the file. SQLite lives on one
+host, so there the cross-process lock is an `flock` on a file beside the
+database, and the row is written in a short IMMEDIATE transaction. A thread
+lock in front spares one process's threads the stampede. The token's value
+never reaches a log line, a page or an error.
 """
 
+import contextlib
+import fcntl
 import logging
 import threading
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from wechat import client, errors
@@ -63,23 +71,56 @@ def refresh(account, *, failed=None):
     """
     with _local_lock(account.pk):
         AccessToken.objects.get_or_create(account_id=account.pk)
+        if connection.vendor == "sqlite":
+            with _file_lock(account.pk):
+                row = AccessToken.objects.get(account_id=account.pk)
+                current = _usable(row, failed)
+                if current:
+                    return current
+                value, expires_in = _fetch(account)
+                with transaction.atomic():
+                    return _store(account, AccessToken.objects.get(account_id=account.pk), value, expires_in)
         with transaction.atomic():
             row = AccessToken.objects.select_for_update().get(account_id=account.pk)
-            now = timezone.now()
-            if failed is None and is_fresh(row, now):
-                return row.value
-            if failed is not None and row.value and row.value != failed and row.expires_at and now < row.expires_at:
-                return row.value
+            current = _usable(row, failed)
+            if current:
+                return current
             value, expires_in = _fetch(account)
-            row.value = value
-            row.fetched_at = timezone.now()
-            row.expires_at = row.fetched_at + timedelta(seconds=expires_in)
-            row.fetch_count += 1
-            row.save(update_fields=["value", "fetched_at", "expires_at", "fetch_count"])
-            log.info(
-                "access token of %s refreshed (mode %s, expires in %ss)", account.appid, account.token_mode, expires_in
-            )
-            return value
+            return _store(account, row, value, expires_in)
+
+
+def _usable(row, failed):
+    """The stored token if it may be used instead of fetching, else ""."""
+    now = timezone.now()
+    if failed is None:
+        return row.value if is_fresh(row, now) else ""
+    if row.value and row.value != failed and row.expires_at and now < row.expires_at:
+        return row.value
+    return ""
+
+
+def _store(account, row, value, expires_in):
+    row.value = value
+    row.fetched_at = timezone.now()
+    row.expires_at = row.fetched_at + timedelta(seconds=expires_in)
+    row.fetch_count += 1
+    row.save(update_fields=["value", "fetched_at", "expires_at", "fetch_count"])
+    log.info("access token of %s refreshed (mode %s, expires in %ss)", account.appid, account.token_mode, expires_in)
+    return value
+
+
+@contextlib.contextmanager
+def _file_lock(account_id):
+    name = connection.settings_dict["NAME"]
+    if not name or str(name) == ":memory:" or "mode=memory" in str(name):
+        yield
+        return
+    with open(f"{name}.token-{account_id}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def invalidate(account):

@@ -44,3 +44,46 @@ def conversation(account, follower):
         last_message_preview="在吗",
         last_message_direction="in",
     )
+
+
+# --- real processes on loopback ---------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sandbox_server(django_db_setup, django_db_blocker, tmp_path_factory):
+    """uvicorn serving the console and the sandbox WeChat on a free port, on the test database."""
+    from tests.sending.live import Server
+
+    with django_db_blocker.unblock():
+        server = Server(tmp_path_factory.mktemp("server"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def wechat(transactional_db, sandbox_server, settings):
+    """Point this process's client at the sandbox (committed rows: the server must see them)."""
+    from wechat.sandbox import faults
+
+    settings.WECHAT_API_BASE = sandbox_server.api_base
+    settings.SANDBOX_WEBHOOK_BASE = sandbox_server.base
+    faults.clear()
+    yield sandbox_server
+    faults.clear()
+
+
+@pytest.fixture
+def workers(wechat, tmp_path):
+    """Start send workers as real subprocesses; all are stopped (or killed) at the end."""
+    from tests.sending.live import Worker
+
+    started = []
+
+    def start(**kwargs):
+        worker = Worker(wechat, tmp_path, **kwargs)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.kill()
