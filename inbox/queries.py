@@ -26,7 +26,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Greatest
 
 from inbox.models import Activity, ReadMarker
-from wechat.models import Conversation, InboundMessage, OutboundMessage
+from wechat.models import Conversation, InboundMessage, MediaAsset, OutboundMessage
 
 TABS = ("mine", "unassigned", "all")
 STATUSES = tuple(Conversation.Status.values)
@@ -236,6 +236,8 @@ def timeline(conversation, *, limit=TIMELINE_LIMIT):
     activity = (
         Activity.objects.filter(conversation=conversation).select_related("actor", "target").order_by("-id")[:limit]
     )
+    outbound = list(outbound)
+    _attach_assets(conversation, outbound)
     items = itertools.chain(
         (Item("in", m.received_at, m) for m in inbound),
         (Item("out", m.created_at, m) for m in outbound),
@@ -243,6 +245,21 @@ def timeline(conversation, *, limit=TIMELINE_LIMIT):
     )
     ordered = sorted(items, key=lambda item: (item.at, item.kind != "in", item.obj.pk))
     return ordered[-limit:]
+
+
+def _attach_assets(conversation, outbound):
+    """Library items the replies used, so an image reply shows the image (one query)."""
+    wanted = {}
+    for message in outbound:
+        message.asset = None
+        body = message.payload.get(message.msgtype) if isinstance(message.payload, dict) else None
+        if isinstance(body, dict) and body.get("media_id"):
+            wanted.setdefault(body["media_id"], []).append(message)
+    if not wanted:
+        return
+    for asset in MediaAsset.objects.filter(account_id=conversation.account_id, media_id__in=list(wanted)):
+        for message in wanted.get(asset.media_id, []):
+            message.asset = asset
 
 
 def past_conversations(conversation, *, limit=10):

@@ -20,6 +20,7 @@ urlpatterns = [
     path("outbound/<int:pk>/cancel/", views.cancel, name="cancel"),
     path("outbound/<int:pk>/resend/", views.resend, name="resend"),
     path("inbound/<int:pk>/media/", views.inbound_media, name="inbound-media"),
+    path("library/<int:pk>/file/", views.library_media, name="library-media"),
     path("api/conversations/", views.api_conversations, name="api-conversations"),
     path("api/c/<int:pk>/", views.api_conversation, name="api-conversation"),
     path("api/updates/", views.api_updates, name="api-updates"),

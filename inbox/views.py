@@ -25,7 +25,7 @@ from django.views.decorators.http import require_GET, require_POST
 from inbox import access, composer, queries, roles, services
 from inbox.models import CannedReply
 from wechat import live, window
-from wechat.models import Contact, Conversation, InboundMessage, LiveUpdate, OutboundMessage
+from wechat.models import Contact, Conversation, InboundMessage, LiveUpdate, MediaAsset, OutboundMessage
 
 _last_wake = 0.0
 WAKE_EVERY_SECONDS = 30
@@ -427,6 +427,23 @@ def inbound_media(request, pk):
     except FileNotFoundError as exc:
         raise Http404 from exc
     response = FileResponse(handle, content_type=message.media_content_type or "application/octet-stream")
+    response["Cache-Control"] = "private, max-age=3600"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@login_required
+@require_GET
+def library_media(request, pk):
+    """A media-library file an agent sent, shown in the timeline; never public."""
+    asset = get_object_or_404(MediaAsset.objects.only("id", "account_id", "file"), pk=pk)
+    if not access.can_see_account(request.user, asset.account_id) or not asset.file:
+        raise Http404
+    try:
+        handle = asset.file.open("rb")
+    except FileNotFoundError as exc:
+        raise Http404 from exc
+    response = FileResponse(handle)
     response["Cache-Control"] = "private, max-age=3600"
     response["X-Content-Type-Options"] = "nosniff"
     return response
