@@ -193,3 +193,16 @@ def test_messages_behind_a_lost_worker_are_picked_up_by_the_sweeper(account, fol
     later = timezone.now() + timedelta(seconds=outbound.lease_seconds() + outbound.SWEEP_GRACE.seconds + 1)
     assert outbound.sweep(now=later) == (1, 1)
     assert outbound.claim_next(contact_id=follower.pk, worker="new", now=later).pk == second.pk
+
+
+def test_a_token_that_cannot_be_had_fails_or_retries_by_its_cause(account, follower):
+    message = queue(account, follower)
+    claimed = outbound.claim_next(contact_id=follower.pk, worker=W)
+    outbound._settle_error(claimed, W, errors.TokenUnavailable(errors.NotSent()))
+    message.refresh_from_db()
+    assert message.status == S.QUEUED  # nothing was sent: safe to try again
+    claimed = outbound.claim_next(contact_id=follower.pk, worker=W, now=timezone.now() + timedelta(seconds=5))
+    outbound._settle_error(claimed, W, errors.TokenUnavailable(errors.APIError(40125)))
+    message.refresh_from_db()
+    assert message.status == S.FAILED
+    assert message.reason == f"获取 access_token 失败：{errors.describe(40125)}"
