@@ -435,6 +435,8 @@ def sweep(*, now=None, batch=200):
                 )
                 expired += 1
                 log.warning("outbound %s: worker %s lost its lease; status unknown", pk, message.worker)
+                # Messages queued behind it for the same follower may go now.
+                transaction.on_commit(lambda cid=message.contact_id: _enqueue_delivery(cid, None))
     overdue = (
         OutboundMessage.objects.filter(status=S.QUEUED, send_at__lte=now - SWEEP_GRACE)
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now - SWEEP_GRACE))
