@@ -1,6 +1,10 @@
 """Personas for the admin and ops pages: an admin, an operator, plus the shared agent and supervisor."""
 
+import importlib
+
 import pytest
+import requests
+from django.contrib.auth.models import Group
 from django.test import Client
 from django.utils import timezone
 
@@ -9,6 +13,15 @@ from wechat import window
 from wechat.models import Contact, Conversation, OutboundMessage
 
 ADMIN_PASSWORD = "pw-admin_sun"
+
+
+@pytest.fixture(autouse=True)
+def role_groups(db):
+    """The roles of inbox 0002/0003. A transactional test elsewhere flushes migration data; put it back."""
+    if not Group.objects.filter(name="admin").exists():
+        from django.apps import apps
+
+        importlib.import_module("inbox.migrations.0003_role_permissions").apply_role_permissions(apps)
 
 
 @pytest.fixture
@@ -68,3 +81,40 @@ def outbound(account, contact, *, status="sent", errcode=None, text="你好", ag
 
 def conversation(account, contact, **fields):
     return Conversation.objects.create(account=account, contact=contact, **fields)
+
+
+# --- the sandbox WeChat on loopback ---------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sandbox_server(django_db_setup, django_db_blocker, tmp_path_factory):
+    """uvicorn serving the console and the sandbox WeChat on a free port, on the test database."""
+    from tests.sending.live import Server
+
+    class SandboxServer(Server):
+        def _ready(self):
+            # Ready when the sandbox answers; /healthz belongs to someone else's work in progress.
+            if not self.alive():
+                raise AssertionError(f"uvicorn exited:\n{self.output()}")
+            try:
+                return requests.get(f"{self.api_base}/cgi-bin/token", timeout=1).status_code == 200
+            except requests.RequestException:
+                return False
+
+    with django_db_blocker.unblock():
+        server = SandboxServer(tmp_path_factory.mktemp("admin-server"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def wechat(transactional_db, sandbox_server, settings, tmp_path):
+    """Point this process's WeChat client at the sandbox; committed rows are what the server sees."""
+    settings.WECHAT_API_BASE = sandbox_server.api_base
+    settings.SANDBOX_WEBHOOK_BASE = sandbox_server.base
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    from wechat.sandbox import faults
+
+    faults.clear()
+    yield sandbox_server
+    faults.clear()
