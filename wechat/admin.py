@@ -16,7 +16,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import models, transaction
 from django.http import HttpResponseBadRequest, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -580,6 +580,12 @@ class NewsTemplateAdmin(admin.ModelAdmin):
     list_display = ("name", "title", "account", "url", "created_at")
     list_filter = ("account",)
     search_fields = ("name", "title", "description", "url")
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        # The admin's own callback replaces the form's; keep https as the assumed scheme.
+        if isinstance(db_field, models.URLField):
+            kwargs.setdefault("assume_scheme", "https")
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     class Media:
         css = {"all": ["ops/news_preview.css"]}
