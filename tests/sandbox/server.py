@@ -2,7 +2,7 @@
 
 It shares the test database (a file for SQLite, the test database on
 PostgreSQL), so rows the test commits are what the server sees. Use with
-`transactional_db`.
+`django_db_serialized_rollback` and `transactional_db`.
 """
 
 import os
@@ -50,6 +50,7 @@ class Server:
             "ALLOWED_HOSTS": "localhost,127.0.0.1,testserver",
             **env,
         }
+        self.env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
         self.process = None
 
     def start(self, timeout=30):

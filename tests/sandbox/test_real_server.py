@@ -16,7 +16,9 @@ SEND = "/cgi-bin/message/custom/send"
 
 
 @pytest.fixture
-def server(transactional_db):
+def server(django_db_serialized_rollback, transactional_db):
+    # Serialized rollback keeps the rows of data migrations (role groups)
+    # that the flush after a transactional test would otherwise delete.
     running = Server().start()
     yield running
     running.stop()

@@ -278,7 +278,9 @@ def _ticket():
 
 def _media_action(account, action, fields, at, base):
     if action == "image":
-        data = fields.get("data") or media_samples.png()
+        # A different colour each time, so the agent can tell photos apart.
+        color = tuple(secrets.randbelow(160) for _ in range(3))
+        data = fields.get("data") or media_samples.png(color=color)
         filename = fields.get("filename") or "photo.png"
     else:
         data = fields.get("data") or media_samples.amr()
