@@ -18,8 +18,9 @@ def follower_says(account, content="你好", *, openid=OPENID, msg_id=None, now=
     return inbound.receive(account=account, push=push, now=now or timezone.now()).message
 
 
-def follower_event(account, event, *, openid=OPENID, **fields):
-    push = parse_push(event_xml(event, openid=openid, create_time=time.time_ns() // 1000, **fields).encode())
+def follower_event(account, event, *, openid=OPENID, create_time=None, **fields):
+    create_time = create_time or int(time.time())
+    push = parse_push(event_xml(event, openid=openid, create_time=create_time, **fields).encode())
     return inbound.receive(account=account, push=push).message
 
 
