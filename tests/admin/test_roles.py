@@ -166,3 +166,10 @@ def test_create_console_user_refuses_an_unknown_account(db):
         )
     assert not User.objects.filter(username="x").exists()
     assert OfficialAccount.objects.count() == 0
+
+
+def test_the_admin_header_links_operators_to_the_dashboard(operator_client, admin_client):
+    for client in (operator_client, admin_client):
+        html = client.get("/admin/").content.decode()
+        assert "Kefu Console 客服工作台管理" in html
+        assert 'href="/ops/" id="ops-dashboard-link"' in html
