@@ -68,7 +68,12 @@ class WebhookConsumer(AsyncHttpConsumer):
             status, payload, content_type = await self._answer(body)
         finally:
             request_id_var.reset(token)
-        headers = [(b"content-type", content_type.encode("latin-1")), *_HEADERS, (b"x-request-id", rid.encode())]
+        headers = [
+            (b"content-type", content_type.encode("latin-1")),
+            (b"content-length", str(len(payload)).encode()),
+            *_HEADERS,
+            (b"x-request-id", rid.encode()),
+        ]
         await self.send_response(status, payload, headers=headers)
 
     async def _answer(self, body):
@@ -91,9 +96,16 @@ class WebhookConsumer(AsyncHttpConsumer):
         return answer.status, answer.body, answer.content_type
 
 
-@database_sync_to_async
-def _handle(appid, method, query, body, *, content_length):
+# Not thread-sensitive: each push runs on a thread of the pool with its own
+# persistent connection, so one request's database round trips overlap with
+# another's Python work instead of queueing behind it on a single thread.
+# `handle` shares no state between requests; the de-duplication is the
+# database's unique constraint, which holds across threads and processes.
+def _handle_sync(appid, method, query, body, *, content_length):
     return webhook.handle(appid, method, query, body, content_length=content_length)
+
+
+_handle = database_sync_to_async(_handle_sync, thread_sensitive=False)
 
 
 def _header(scope, name):

@@ -6,6 +6,7 @@ answered with a 4xx, never a 500; secrets never reach the log.
 """
 
 import logging
+import re
 import time
 from dataclasses import dataclass
 
@@ -23,6 +24,21 @@ class Answer:
     status: int
     body: bytes = b""
     content_type: str = "text/plain; charset=utf-8"
+
+
+# WeChat sends UTF-8 only (§6.2). A body in another encoding — a UTF-16/32
+# byte-order mark, or a declaration naming another charset — would be decoded
+# into something the follower never wrote, so it is refused, not stored.
+_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
+_DECLARED_ENCODING = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
+
+
+def _require_utf8(xml):
+    if xml.startswith(_BOMS):
+        raise MalformedPush("body is not UTF-8 (byte-order mark)")
+    declared = _DECLARED_ENCODING.match(xml[:200])
+    if declared and declared.group(1).lower() not in (b"utf-8", b"utf8"):
+        raise MalformedPush("body declares an encoding other than UTF-8")
 
 
 SUCCESS = Answer(200, b"success")
@@ -83,6 +99,7 @@ def handle(appid, method, query, body, *, now=None, content_length=None):
             if account.crypto_mode == OfficialAccount.CryptoMode.SAFE:
                 return refuse(400, "plaintext push to a safe-mode account", appid)
             xml = body
+        _require_utf8(xml)
         push = parse_push(xml)
     except MalformedPush as exc:
         return refuse(400, str(exc), appid)
