@@ -82,7 +82,8 @@ class Process:
         return self.proc.poll() is None
 
     def output(self):
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text("utf-8", "replace")
 
     def kill(self):
