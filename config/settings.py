@@ -155,6 +155,9 @@ if REDIS_URL:
                         "health_check_interval": 30,
                     }
                 ],
+                # Several consoles (or test runs) can share one Redis: PubSub
+                # channels are global to the server, whatever the db number.
+                "prefix": env.str("CHANNEL_LAYER_PREFIX", default="asgi"),
                 "capacity": 1000,
                 "expiry": 30,
             },
@@ -234,9 +237,7 @@ LOGGING = {
         "redact": {"()": "config.logging.RedactSecretsFilter"},
     },
     "formatters": {
-        "plain": {
-            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
-        },
+        "plain": {"()": "config.logging.PlainFormatter"},
         "json": {"()": "config.logging.JsonFormatter"},
     },
     "handlers": {
@@ -250,5 +251,9 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "INFO"},
         "urllib3": {"level": "WARNING"},
+        # uvicorn's own lines through the same handler: one format, redacted.
+        # No level here, so uvicorn's --log-level still decides.
+        "uvicorn": {"handlers": ["console"], "propagate": False},
+        "uvicorn.access": {"handlers": ["console"], "propagate": False},
     },
 }
