@@ -159,23 +159,49 @@
     }
   }
 
+  // Keyed rendering: rows already shown stay in place (a click on a menu
+  // choice is never lost to a re-render); only new or changed rows are built.
+  const rendered = new Map();
+
+  function timelineRow(item) {
+    const isEvent = item.direction === "in" && !["text", "image", "voice", "location", "link"].includes(item.type);
+    const bubble = item.direction === "out" ? outbound(item.type, item.data) : inbound(item.type, item.data);
+    const meta = el("div", { class: "meta" }, item.time);
+    if (item.direction === "in") {
+      meta.append(` · ${item.status_text}`);
+      if (item.attempts > 1) meta.append(` · ${item.attempts}${T.attempts}`);
+    } else if (item.kf_account) {
+      meta.append(` · ${item.kf_account}`);
+    }
+    return el("li", { class: `msg ${item.direction} ${isEvent ? "event-row" : ""} type-${item.type}`, "data-key": item.key },
+      el("div", { class: "bubble" }, bubble), meta);
+  }
+
   function renderTimeline(items) {
     const chat = $("chat");
-    chat.replaceChildren();
-    for (const item of items) {
-      const isEvent = item.direction === "in" && !["text", "image", "voice", "location", "link"].includes(item.type);
-      const bubble = item.direction === "out" ? outbound(item.type, item.data) : inbound(item.type, item.data);
-      const meta = el("div", { class: "meta" }, item.time);
-      if (item.direction === "in") {
-        meta.append(` · ${item.status_text}`);
-        if (item.attempts > 1) meta.append(` · ${item.attempts}${T.attempts}`);
-      } else if (item.kf_account) {
-        meta.append(` · ${item.kf_account}`);
-      }
-      chat.append(el("li", { class: `msg ${item.direction} ${isEvent ? "event-row" : ""} type-${item.type}`, "data-key": item.key },
-        el("div", { class: "bubble" }, bubble), meta));
+    const wanted = new Set(items.map((item) => item.key));
+    for (const [key, entry] of rendered) {
+      if (!wanted.has(key)) { entry.node.remove(); rendered.delete(key); }
     }
-    chat.scrollTop = chat.scrollHeight;
+    let appended = false;
+    let previous = null;
+    for (const item of items) {
+      const signature = `${item.status || ""}/${item.attempts || 0}`;
+      let entry = rendered.get(item.key);
+      if (!entry) {
+        entry = { node: timelineRow(item), signature };
+        rendered.set(item.key, entry);
+        if (previous) previous.after(entry.node); else chat.prepend(entry.node);
+        appended = true;
+      } else if (entry.signature !== signature) {
+        // Only the delivery status changed: update the meta line in place.
+        const fresh = timelineRow(item);
+        entry.node.querySelector(".meta").replaceWith(fresh.querySelector(".meta"));
+        entry.signature = signature;
+      }
+      previous = entry.node;
+    }
+    if (appended) chat.scrollTop = chat.scrollHeight;
   }
 
   function renderFollowers(followers) {
@@ -243,6 +269,8 @@
   function select(id) {
     openid = id;
     lastTimeline = "";
+    rendered.clear();
+    $("chat").replaceChildren();
     lastFollowers = "";
     localStorage.setItem(`sandbox-openid-${accountSelect.value}`, id);
     refresh();

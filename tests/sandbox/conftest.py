@@ -64,3 +64,11 @@ def follower(account):
 
 
 __all__ = ["APPID", "SECRET"]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    # Lets the browser fixture know whether the test failed (screenshot then).
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
