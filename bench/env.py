@@ -90,6 +90,8 @@ def prepare(database_url, redis_url):
     if redis_url:
         os.environ["REDIS_URL"] = redis_url
     os.environ["LOG_LEVEL"] = "WARNING"
+    # The list benchmark drives Django's test client in this process.
+    os.environ["ALLOWED_HOSTS"] += ",testserver"
     import django
 
     django.setup()

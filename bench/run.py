@@ -60,6 +60,25 @@ def main(argv=None):
         duration = args.duration or (3 if quick else 10)
         results["settings"]["webhook"] = {"rounds": rounds, "duration_s": duration, "connections": webhook.CONNECTIONS}
         results["webhook"] = webhook.run(urls, rounds=rounds, duration=duration, warmup=1 if quick else 3)
+    if "fanout" in phases:
+        from bench import fanout
+
+        seconds = 5 if quick else 20
+        results["settings"]["fanout"] = {"seconds": seconds}
+        # The anchor load of benchmarks.md first, then the target load.
+        results["fanout"] = [
+            fanout.run(urls, agent_count=agents, rate=rate, seconds=seconds) for agents, rate in ((10, 50), (50, 100))
+        ]
+    if "listpage" in phases:
+        from bench import listpage
+
+        steps = listpage.STEPS
+        if args.list_sizes:
+            sizes = [int(x) for x in args.list_sizes.split(",")]
+            steps = [(m // 10, m) for m in sizes]
+        elif quick:
+            steps = steps[:2]
+        results["listpage"] = listpage.run(steps)
     results["elapsed_s"] = round(time.time() - started)
     (VAR / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str))
     if not args.no_docs:

@@ -1,0 +1,163 @@
+"""Load generator of benchmark 2, run as its own process by bench/fanout.py.
+
+N agents connect to the inbox websocket with their session cookies; an
+open-loop sender POSTs one signed push every 1/rate s (scheduled times, not
+"when the last one finished", so queueing shows up as latency). Each push
+carries its scheduled send time; each agent notes when the live event
+reached it. Afterwards every agent catches up from the database feed (what a
+browser does after a gap) so that an event lost on the channel layer is told
+apart from one lost for good.
+
+Input: one JSON object on stdin. Output: one JSON object on stdout.
+"""
+
+import asyncio
+import json
+import sys
+import time
+
+import websockets
+
+TEMPLATE = (
+    "<xml><ToUserName><![CDATA[{to}]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
+    "<CreateTime>{ts}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+    "<Content><![CDATA[bench#{seq}@{sent:.6f}]]></Content><MsgId>{msgid}</MsgId></xml>"
+)
+
+
+class Agent:
+    def __init__(self, index, cookie):
+        self.index = index
+        self.cookie = cookie
+        self.latencies = {}
+        self.ws = None
+        self.ready = asyncio.Event()
+        self.caught_up = asyncio.Queue()
+
+    async def run(self, url, origin, stop):
+        headers = {"Cookie": f"sessionid={self.cookie}"}
+        async with websockets.connect(url, additional_headers=headers, origin=origin, max_queue=None) as ws:
+            self.ws = ws
+            async for raw in ws:
+                now = time.time()
+                event = json.loads(raw)
+                if event.get("type") == "hello":
+                    self.ready.set()
+                elif event.get("type") == "live" and event.get("kind") == "inbound":
+                    seq, sent = _marker(event)
+                    if seq is not None:
+                        self.latencies.setdefault(seq, (now - sent) * 1000)
+                elif event.get("type") == "caught_up":
+                    self.caught_up.put_nowait(event)
+
+    async def catch_up(self, after):
+        """Ask for the feed after `after`; returns the seqs found there."""
+        seqs = set()
+        while True:
+            await self.ws.send(json.dumps({"type": "catch_up", "after": after}))
+            reply = await asyncio.wait_for(self.caught_up.get(), 30)
+            for update in reply["updates"]:
+                after = max(after, update["id"])
+                if update.get("kind") == "inbound":
+                    seq, _ = _marker(update)
+                    if seq is not None:
+                        seqs.add(seq)
+            if not reply.get("more"):
+                return seqs
+
+
+def _marker(event):
+    preview = (event.get("data") or {}).get("preview", "")
+    if not preview.startswith("bench#"):
+        return None, None
+    seq, _, sent = preview[6:].partition("@")
+    return int(seq), float(sent)
+
+
+class Sender:
+    def __init__(self, host, port, path):
+        self.host, self.port, self.path = host, port, path
+        self.idle = []
+        self.statuses = {}
+
+    async def post(self, seq, body):
+        reader, writer = self.idle.pop() if self.idle else await asyncio.open_connection(self.host, self.port)
+        head = (
+            f"POST {self.path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: text/xml\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        try:
+            writer.write(head + body)
+            status_line = await reader.readline()
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+            self.statuses[seq] = int(status_line.split()[1])
+            self.idle.append((reader, writer))
+        except (OSError, asyncio.IncompleteReadError, IndexError, ValueError):
+            self.statuses[seq] = 0
+            writer.close()
+
+
+async def main(cfg):
+    stop = asyncio.Event()
+    agents = [Agent(i, cookie) for i, cookie in enumerate(cfg["cookies"])]
+    ws_url = f"ws://127.0.0.1:{cfg['port']}/ws/inbox/"
+    origin = f"http://127.0.0.1:{cfg['port']}"
+    tasks = [asyncio.create_task(a.run(ws_url, origin, stop)) for a in agents]
+    await asyncio.wait_for(asyncio.gather(*(a.ready.wait() for a in agents)), 60)
+
+    sender = Sender("127.0.0.1", cfg["port"], cfg["path"])
+    rate, count = cfg["rate"], int(cfg["rate"] * cfg["seconds"])
+    start = time.time() + 0.5
+    posts = []
+    for seq in range(count):
+        due = start + seq / rate
+        delay = due - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        body = TEMPLATE.format(
+            to=cfg["to_user"], openid=f"o_fan_{seq % 200}", ts=int(due), seq=seq, sent=due, msgid=cfg["msgbase"] + seq
+        ).encode()
+        posts.append(asyncio.create_task(sender.post(seq, body)))
+    lag = time.time() - (start + (count - 1) / rate)
+    await asyncio.gather(*posts)
+    await asyncio.sleep(cfg.get("drain", 3))
+    stop.set()
+
+    caught = await asyncio.gather(*(a.catch_up(cfg["after_id"]) for a in agents))
+    for task in tasks:
+        task.cancel()
+    latencies = sorted(v for a in agents for v in a.latencies.values())
+    live_missing = sum(count - len(a.latencies) for a in agents)
+    final_missing = sum(
+        len(set(range(count)) - set(a.latencies) - seqs) for a, seqs in zip(agents, caught, strict=True)
+    )
+    return {
+        "agents": len(agents),
+        "rate": rate,
+        "messages": count,
+        "sender_lag_s": round(lag, 3),
+        "non2xx": sum(1 for s in sender.statuses.values() if not 200 <= s < 300),
+        "deliveries_expected": count * len(agents),
+        "delivered_live": len(latencies),
+        "missing_live": live_missing,
+        "missing_after_catch_up": final_missing,
+        "p50_ms": _pct(latencies, 50),
+        "p90_ms": _pct(latencies, 90),
+        "p99_ms": _pct(latencies, 99),
+        "max_ms": round(latencies[-1], 1) if latencies else None,
+    }
+
+
+def _pct(values, pct):
+    if not values:
+        return None
+    return round(values[min(len(values) - 1, int(len(values) * pct / 100))], 1)
+
+
+if __name__ == "__main__":
+    config = json.load(sys.stdin)
+    print(json.dumps(asyncio.run(main(config))))
