@@ -28,7 +28,7 @@ from django.utils.translation import gettext_lazy as _
 
 from config.logging import redact
 from inbox import roles
-from wechat import errors
+from wechat import errors, tokens
 from wechat.forms import MediaAssetForm, NewsTemplateForm, OfficialAccountForm
 from wechat.models import (
     AuditLog,
@@ -288,6 +288,10 @@ class OfficialAccountAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         secrets = form.changed_secrets
+        if change and ("app_secret" in secrets or "token_mode" in form.changed_data):
+            # A token fetched with the old secret or from the other endpoint is
+            # not ours to keep using; the next call fetches a fresh one (§1).
+            tokens.invalidate(obj)
         changed = [f for f in form.changed_data if f not in ("new_app_secret", "new_token", "new_encoding_aes_key")]
         data = {"changed": changed, "secrets_set": secrets, "key_rotated": form.key_rotated}
         if form.key_rotated:

@@ -1,6 +1,7 @@
 """Official accounts in the admin: secrets are write-only, keys rotate, the webhook URL is shown."""
 
 import json
+from datetime import timedelta
 
 from django.utils import timezone
 
@@ -91,6 +92,14 @@ def test_a_new_secret_replaces_the_old_one_and_is_audited_by_name_only(admin_cli
     assert entry.actor == admin_user
     assert entry.data["secrets_set"] == ["app_secret"]
     assert "another-secret-42" not in json.dumps(entry.data) + entry.summary
+
+
+def test_a_new_secret_drops_the_stored_access_token(admin_client, account):
+    AccessToken.objects.create(account=account, value=TOKEN_VALUE, expires_at=timezone.now() + timedelta(hours=1))
+    admin_client.post(change_url(account), form_data(account, name="只改名"))
+    assert AccessToken.objects.get().value == TOKEN_VALUE
+    admin_client.post(change_url(account), form_data(account, new_app_secret="reset-on-the-platform"))
+    assert AccessToken.objects.get().value == ""
 
 
 def test_rotating_the_key_keeps_the_old_one_as_previous(admin_client, account):
