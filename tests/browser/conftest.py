@@ -179,6 +179,40 @@ def give_token(account):
 
 
 @pytest.fixture
+def account(stack):
+    from wechat.models import OfficialAccount
+
+    account = OfficialAccount.objects.create(
+        appid="wx_browser_0001",
+        name="浏览器测试号",
+        token="browser-token",
+        app_secret="browser-secret-value",
+        original_id="gh_browser0001",
+        crypto_mode=OfficialAccount.CryptoMode.PLAIN,
+    )
+    give_token(account)
+    return account
+
+
+@pytest.fixture
+def agent(account):
+    from tests.conftest import make_user
+
+    user = make_user("agent_li", "agent", first_name="小李")
+    account.agents.add(user)
+    return user
+
+
+@pytest.fixture
+def colleague(account):
+    from tests.conftest import make_user
+
+    user = make_user("agent_wang", "agent", first_name="小王")
+    account.agents.add(user)
+    return user
+
+
+@pytest.fixture
 def pages(browser, stack, request):
     """Open browser contexts (one per agent); screenshots of each page on failure."""
     contexts = []

@@ -4,37 +4,14 @@ import pytest
 from django.core.files.base import ContentFile
 from playwright.sync_api import expect
 
-from tests.browser.conftest import give_token
-from tests.conftest import make_user
 from wechat import media
-from wechat.models import Conversation, MediaAsset, OfficialAccount, OutboundMessage
+from wechat.models import Conversation, MediaAsset, OutboundMessage
 from wechat.sandbox import follower as wx
 from wechat.sandbox import media_samples
 
 pytestmark = [pytest.mark.browser, pytest.mark.multiprocess]
 
 FOLLOWER = "o_browser_follower_1"
-
-
-@pytest.fixture
-def account(stack):
-    account = OfficialAccount.objects.create(
-        appid="wx_browser_0001",
-        name="浏览器测试号",
-        token="browser-token",
-        app_secret="browser-secret-value",
-        original_id="gh_browser0001",
-        crypto_mode=OfficialAccount.CryptoMode.PLAIN,
-    )
-    give_token(account)
-    return account
-
-
-@pytest.fixture
-def agent(account):
-    user = make_user("agent_li", "agent", first_name="小李")
-    account.agents.add(user)
-    return user
 
 
 @pytest.fixture
