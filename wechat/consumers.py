@@ -38,6 +38,13 @@ _HEADERS = [
 
 
 class WebhookConsumer(AsyncHttpConsumer):
+    # No channel of its own: a Channels consumer otherwise subscribes a new
+    # channel on the layer for every request — with the Redis PubSub layer a
+    # SUBSCRIBE/UNSUBSCRIBE round trip per push, and a 500 for every push while
+    # Redis is down. The webhook only publishes (wechat.live, after commit,
+    # failures tolerated), which does not need a channel.
+    channel_layer_alias = None
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.received = 0

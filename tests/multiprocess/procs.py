@@ -239,6 +239,8 @@ class Agent:
             additional_headers={"Cookie": self.cookie},
             origin=f"http://127.0.0.1:{self.server.port}",
             open_timeout=10,
+            proxy=None,
+            legacy=True,  # a connection the test opens and closes itself, not a `with` block
         )
         self.hello = self.receive(lambda m: m["type"] == "hello")
         return self

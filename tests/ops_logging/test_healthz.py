@@ -12,7 +12,7 @@ import requests
 from tests.multiprocess.procs import Link, PrivateRedis, database_via, needs_redis_server, unique_prefix
 from tests.sending.live import Server, wait_until
 
-pytestmark = [pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 PARTS = {"database", "channel_layer", "queue"}
 

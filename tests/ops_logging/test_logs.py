@@ -93,7 +93,7 @@ def run_logging_script(log_json):
     return [line for line in done.stderr.decode("utf-8").splitlines() if line.strip()]
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_json_logs_are_one_object_per_event_without_any_secret():
     lines = run_logging_script(log_json=True)
     events = [json.loads(line) for line in lines]  # every line parses on its own
@@ -107,7 +107,7 @@ def test_json_logs_are_one_object_per_event_without_any_secret():
             assert secret not in line
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_plain_logs_are_one_line_per_event_without_any_secret():
     lines = run_logging_script(log_json=False)
     assert len(lines) == 6
@@ -139,7 +139,7 @@ def json_lines(process):
 
 
 @pytest.mark.multiprocess
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_webhook_fast_path_lines_carry_the_request_id(account, tmp_path):
     server = Server(tmp_path, LOG_JSON="true", LOG_LEVEL="INFO")
     try:
@@ -164,7 +164,7 @@ def test_webhook_fast_path_lines_carry_the_request_id(account, tmp_path):
 
 
 @pytest.mark.multiprocess
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_worker_lines_carry_the_task_id_and_no_token(account, tmp_path, settings):
     server = Server(tmp_path)
     settings.WECHAT_API_BASE = server.api_base
