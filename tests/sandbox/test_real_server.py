@@ -73,3 +73,18 @@ def test_the_follower_api_pushes_to_the_real_webhook(server, account):
         timeout=5,
     )
     assert response.content.startswith(b"\x89PNG")
+
+
+def test_concurrent_calls_share_a_fault_count_exactly(server, account):
+    from concurrent.futures import ThreadPoolExecutor
+
+    token = wx.issue_token(account)
+    wx.inject_fault("busy", count=3, endpoint="/cgi-bin/user/info")
+
+    def call(_):
+        params = {"access_token": token, "openid": "o_nobody"}
+        return requests.get(f"{server.base}/sandbox/cgi-bin/user/info", params=params, timeout=20).json()["errcode"]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(call, range(12)))
+    assert sorted(answers) == [-1, -1, -1] + [40003] * 9

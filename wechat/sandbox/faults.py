@@ -76,19 +76,31 @@ def pending():
     return list(SandboxFault.objects.filter(remaining__gt=0))
 
 
-def take(path, *, account=None, kinds):
-    """Consume one unit of the oldest armed fault among `kinds` matching this call.
-
-    The conditional UPDATE makes the decrement atomic across processes: two
-    calls racing for the last unit cannot both get it.
-    """
-    candidates = (
-        SandboxFault.objects.filter(remaining__gt=0, kind__in=list(kinds))
+def armed(path, *, account=None, kinds=None):
+    """The faults that could hit this call, oldest first: one query, usually empty."""
+    qs = (
+        SandboxFault.objects.filter(remaining__gt=0)
         .filter(Q(endpoint="") | Q(endpoint=path))
         .filter(Q(account__isnull=True) | Q(account=account))
         .order_by("id")
     )
+    if kinds is not None:
+        qs = qs.filter(kind__in=list(kinds))
+    return list(qs)
+
+
+def take(path, *, account=None, kinds, candidates=None):
+    """Consume one unit of the oldest armed fault among `kinds` matching this call.
+
+    `candidates` (from `armed`) saves the query when the caller takes several
+    kinds for one call. The conditional UPDATE makes the decrement atomic
+    across processes: two calls racing for the last unit cannot both get it.
+    """
+    if candidates is None:
+        candidates = armed(path, account=account, kinds=kinds)
     for fault in candidates:
+        if fault.kind not in kinds:
+            continue
         won = SandboxFault.objects.filter(pk=fault.pk, remaining__gt=0).update(
             remaining=F("remaining") - 1, hits=F("hits") + 1
         )
@@ -147,6 +159,9 @@ def _take_reset(scope):
     from wechat.sandbox import platform
 
     path = scope["path"][len("/sandbox") :]
+    # Cheap check first: almost every call finds no reset armed at all.
+    if not SandboxFault.objects.filter(kind=Kind.RESET, remaining__gt=0).exists():
+        return None
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     token = (query.get("access_token") or [""])[0]
     account = platform.token_owner(token)

@@ -117,15 +117,17 @@ def api(request, rest):
     token_value = request.GET.get("access_token", "")
     account = platform.token_owner(token_value) if endpoint is None or endpoint.needs_token else None
 
-    latency = faults.take(path, account=account, kinds=[faults.Kind.LATENCY])
+    armed = faults.armed(path, account=account)
+    latency = faults.take(path, kinds=[faults.Kind.LATENCY], candidates=armed)
     if latency is not None:
         time.sleep(faults.delay_seconds(latency))
     at = platform.now()
+    # Token calls carry no token to expire.
     answering = [
         k for k in faults.ANSWERING if endpoint is None or endpoint.needs_token or k != faults.Kind.TOKEN_EXPIRED
     ]
-    fault = faults.take(path, account=account, kinds=answering)
-    late = None if fault else faults.take(path, account=account, kinds=[faults.Kind.READ_TIMEOUT])
+    fault = faults.take(path, kinds=answering, candidates=armed)
+    late = None if fault else faults.take(path, kinds=[faults.Kind.READ_TIMEOUT], candidates=armed)
 
     if fault is not None:
         reply = _fault_reply(fault, token_value, at)
