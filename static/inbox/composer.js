@@ -115,7 +115,9 @@ export class Composer {
   canned() {
     const caret = this.content.selectionStart;
     const before = this.content.value.slice(0, caret);
-    const match = before.match(/(?:^|\s)\/([\w-]*)$/);
+    // "/" starts a shortcut after a space, CJK text or punctuation — not
+    // inside a URL or a path ("https://", "a/b").
+    const match = before.match(/(?:^|[^\w/:.])\/([\w-]*)$/);
     if (!match) {
       this.closeMenu();
       return;
