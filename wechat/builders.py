@@ -126,6 +126,13 @@ def payload_of(body):
     return msgtype, body[msgtype], (body.get("customservice") or {}).get("kf_account", "")
 
 
+def canonical(body):
+    """A stored body rebuilt in the key order of §2.2 (PostgreSQL's jsonb does not keep key order)."""
+    check_shape(body)
+    msgtype, payload, kf_account = payload_of(body)
+    return build(msgtype, openid=body.get("touser", ""), data=payload, kf_account=kf_account)
+
+
 def preview(msgtype, payload):
     """A short line for conversation lists: the text itself, or a bracketed label."""
     if msgtype == "text":

@@ -301,8 +301,7 @@ def claim_next(*, contact_id, worker, now=None):
 def deliver(message, *, worker):
     """Send one claimed message and settle its status. Never raises for a WeChat answer."""
     try:
-        builders.check_shape(message.payload)
-        body = builders.serialize(message.payload)
+        body = builders.serialize(builders.canonical(message.payload))
         client.send_custom(message.account, body, outbound_id=message.pk, attempt=message.attempts)
     except builders.BuildError as exc:
         return _settle(message, worker, S.FAILED, reason=str(exc))

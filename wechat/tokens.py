@@ -80,13 +80,21 @@ def refresh(account, *, failed=None):
                 value, expires_in = _fetch(account)
                 with transaction.atomic():
                     return _store(account, AccessToken.objects.get(account_id=account.pk), value, expires_in)
+        failure = None
         with transaction.atomic():
             row = AccessToken.objects.select_for_update().get(account_id=account.pk)
             current = _usable(row, failed)
             if current:
                 return current
-            value, expires_in = _fetch(account)
-            return _store(account, row, value, expires_in)
+            try:
+                value, expires_in = _fetch(account)
+            except errors.TokenUnavailable as exc:
+                # Commit rather than roll back: the SendLog row of the failed
+                # fetch must survive, and nothing else was written.
+                failure = exc
+            else:
+                return _store(account, row, value, expires_in)
+        raise failure
 
 
 def _usable(row, failed):

@@ -217,3 +217,9 @@ def test_preview_is_short_and_labelled():
     assert builders.preview("text", {"content": "你好"}) == "你好"
     assert builders.preview("image", {"media_id": "M"}) == "[图片]"
     assert builders.preview("news", {"articles": [{"title": "新品"}]}) == "[图文] 新品"
+
+
+def test_a_stored_body_with_shuffled_keys_is_sent_in_the_reference_order():
+    # PostgreSQL's jsonb returns keys sorted by length, not as written.
+    stored = {"text": {"content": "Hello"}, "touser": "OPENID", "msgtype": "text"}
+    assert serialize(builders.canonical(stored)) == b'{"touser":"OPENID","msgtype":"text","text":{"content":"Hello"}}'
