@@ -64,6 +64,8 @@ class Server:
         self.proc = subprocess.Popen(
             self.cmd, env=self.env, cwd=self.cwd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
+        if self.probe is None:  # not a server: nothing to wait for
+            return self
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -69,6 +69,11 @@ def main(argv=None):
         results["fanout"] = [
             fanout.run(urls, agent_count=agents, rate=rate, seconds=seconds) for agents, rate in ((10, 50), (50, 100))
         ]
+    if "sendworker" in phases:
+        from bench import sendworker
+
+        count = 60 if quick else 400
+        results["sendworker"] = sendworker.run(urls, follower_count=count)
     if "listpage" in phases:
         from bench import listpage
 
