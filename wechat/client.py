@@ -62,6 +62,17 @@ _session_pid = None
 _session_lock = threading.Lock()
 
 
+_pool_size = None
+
+
+def configure(*, pool_size):
+    """Size the connection pool for this many concurrent callers (the send worker's threads)."""
+    global _pool_size, _session
+    with _session_lock:
+        _pool_size = pool_size
+        _session = None
+
+
 def session():
     """The process-wide Session (rebuilt after a fork: sockets must not be shared)."""
     global _session, _session_pid
@@ -69,7 +80,9 @@ def session():
         with _session_lock:
             if _session is None or _session_pid != os.getpid():
                 s = requests.Session()
-                size = max(16, int(getattr(settings, "SEND_WORKER_THREADS", 8)) * 2)
+                # More connections than threads would only idle; fewer would
+                # make urllib3 open and discard one per call.
+                size = _pool_size or max(16, int(getattr(settings, "SEND_WORKER_THREADS", 8)) * 2)
                 # max_retries=0: urllib3 must never replay a request on its own,
                 # a replayed custom/send could deliver twice (§10.2).
                 adapter = HTTPAdapter(pool_connections=4, pool_maxsize=size, max_retries=0)

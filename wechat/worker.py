@@ -18,7 +18,7 @@ import threading
 from django.db import close_old_connections, connection
 from django_tasks_db.management.commands.db_worker import Worker
 
-from wechat import outbound
+from wechat import client, outbound
 
 log = logging.getLogger("wechat.worker")
 
@@ -48,6 +48,7 @@ class SendWorker:
 
     def run(self):
         """Start the threads, sweep until asked to stop, then wait for the threads."""
+        client.configure(pool_size=self.threads + 4)
         for index in range(1, self.threads + 1):
             worker = _ThreadWorker(
                 queue_names=self.queues,
