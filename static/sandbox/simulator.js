@@ -32,6 +32,12 @@
     return node;
   }
 
+  // Pictures load after the row is placed; keep the newest message in view.
+  function scrollOnLoad(event) {
+    const chat = $("chat");
+    if (event.target.closest(".msg") === chat.lastElementChild) chat.scrollTop = chat.scrollHeight;
+  }
+
   function fileUrl(mediaId) {
     return config.files.replace("MEDIA", encodeURIComponent(mediaId));
   }
@@ -111,7 +117,7 @@
   function outbound(type, d) {
     switch (type) {
       case "text": return richText(d.content || "");
-      case "image": return el("img", { class: "photo", src: fileUrl(d.media_id), alt: T.image });
+      case "image": return el("img", { class: "photo", src: fileUrl(d.media_id), alt: T.image, onload: scrollOnLoad });
       case "voice": return el("span", { class: "voice" }, "🔊 ", T.voice);
       case "video": return card(d.title || T.video, d.description, el("video", { src: fileUrl(d.media_id), controls: "" }));
       case "music": return card("🎵 " + (d.title || T.music), d.description,
@@ -137,7 +143,7 @@
       }
       case "wxcard": return card("🎫 " + T.card, d.card_id);
       case "miniprogrampage": return card(d.title, `${T.miniprogram} · ${d.appid} · ${d.pagepath}`,
-        el("img", { src: fileUrl(d.thumb_media_id), alt: "" }));
+        el("img", { src: fileUrl(d.thumb_media_id), alt: "", onload: scrollOnLoad }));
       default: return el("code", {}, JSON.stringify(d));
     }
   }
@@ -145,7 +151,7 @@
   function inbound(type, d) {
     switch (type) {
       case "text": return el("span", { class: "text" }, d.content, d.bizmsgmenuid ? el("small", {}, ` (${T.chose} #${d.bizmsgmenuid})`) : null);
-      case "image": return el("img", { class: "photo", src: fileUrl(d.media_id), alt: T.image });
+      case "image": return el("img", { class: "photo", src: fileUrl(d.media_id), alt: T.image, onload: scrollOnLoad });
       case "voice": return el("span", { class: "voice" }, "🎤 ", T.voice, d.recognition ? `：${d.recognition}` : "");
       case "location": return card("📍 " + (d.label || T.location), `${d.latitude}, ${d.longitude}`);
       case "link": return card("🔗 " + d.title, d.url);

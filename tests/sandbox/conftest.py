@@ -63,6 +63,44 @@ def follower(account):
     return wx.get(account, OPENID)
 
 
+def every_type(account):
+    """A valid payload of each of the eleven types but mpnews (its news media is legacy)."""
+    image = wx.make_media(account, "image").media_id
+    thumb = wx.make_media(account, "thumb").media_id
+    return {
+        "text": {"content": "Hello"},
+        "image": {"media_id": image},
+        "voice": {"media_id": wx.make_media(account, "voice").media_id},
+        "video": {
+            "media_id": wx.make_media(account, "video").media_id,
+            "thumb_media_id": thumb,
+            "title": "T",
+            "description": "D",
+        },
+        "music": {
+            "title": "T",
+            "description": "D",
+            "musicurl": "https://m",
+            "hqmusicurl": "https://hq",
+            "thumb_media_id": thumb,
+        },
+        "news": {"articles": [{"title": "T", "description": "D", "url": "https://u", "picurl": "https://p"}]},
+        "mpnewsarticle": {"article_id": "ARTICLE_ID"},
+        "msgmenu": {
+            "head_content": "满意吗？",
+            "list": [{"id": "101", "content": "满意"}, {"id": "102", "content": "不满意"}],
+            "tail_content": "谢谢",
+        },
+        "wxcard": {"card_id": "CARD_ID"},
+        "miniprogrampage": {
+            "title": "T",
+            "appid": "wxmini",
+            "pagepath": "pages/index/index?foo=bar",
+            "thumb_media_id": image,
+        },
+    }
+
+
 __all__ = ["APPID", "SECRET"]
 
 

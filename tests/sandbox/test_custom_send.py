@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 
 from tests.conftest import OPENID
+from tests.sandbox.conftest import every_type
 from wechat.models import OfficialAccount
 from wechat.sandbox import follower as wx
 from wechat.sandbox.models import SandboxMessage
@@ -171,43 +172,6 @@ def test_a_bad_kf_account_is_65401(api, follower):
 
 def test_send_wants_post(api, follower):
     assert api.get(SEND).json()["errcode"] == 43002
-
-
-def every_type(account):
-    image = wx.make_media(account, "image").media_id
-    thumb = wx.make_media(account, "thumb").media_id
-    return {
-        "text": {"content": "Hello"},
-        "image": {"media_id": image},
-        "voice": {"media_id": wx.make_media(account, "voice").media_id},
-        "video": {
-            "media_id": wx.make_media(account, "video").media_id,
-            "thumb_media_id": thumb,
-            "title": "T",
-            "description": "D",
-        },
-        "music": {
-            "title": "T",
-            "description": "D",
-            "musicurl": "https://m",
-            "hqmusicurl": "https://hq",
-            "thumb_media_id": thumb,
-        },
-        "news": {"articles": [{"title": "T", "description": "D", "url": "https://u", "picurl": "https://p"}]},
-        "mpnewsarticle": {"article_id": "ARTICLE_ID"},
-        "msgmenu": {
-            "head_content": "满意吗？",
-            "list": [{"id": "101", "content": "满意"}, {"id": "102", "content": "不满意"}],
-            "tail_content": "谢谢",
-        },
-        "wxcard": {"card_id": "CARD_ID"},
-        "miniprogrampage": {
-            "title": "T",
-            "appid": "wxmini",
-            "pagepath": "pages/index/index?foo=bar",
-            "thumb_media_id": image,
-        },
-    }
 
 
 def test_every_documented_shape_is_accepted(api, account, follower):

@@ -56,7 +56,7 @@ def test_every_action_builds_a_push_the_console_parses(account, action, fields, 
     assert push.from_user == OPENID
     assert push.to_user == account.original_id
     assert (push.msg_id is not None) == (msg_type != "event")
-    assert result.push.status == SandboxPush.Status.PENDING
+    assert result.push.status == SandboxPush.Status.NOT_SENT
 
 
 def test_menu_choice_comes_back_with_its_id(account):

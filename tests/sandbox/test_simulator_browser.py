@@ -148,3 +148,23 @@ def test_faults_are_armed_from_the_page(server, page, account):
     page.click("#faults-clear")
     expect(page.locator("#faults")).to_contain_text("没有待触发的故障")
     assert page.js_errors == []
+
+
+def test_every_message_type_the_console_sends_is_rendered(server, page, account):
+    from playwright.sync_api import expect
+
+    from tests.sandbox.conftest import every_type
+
+    payloads = every_type(account)
+    for msgtype, payload in payloads.items():
+        wx.act(account, "o_reader", "text", content="再来一条", deliver=False)
+        assert send(server, account, {"touser": "o_reader", "msgtype": msgtype, msgtype: payload})["errcode"] == 0
+    page.goto(f"{server.base}/sandbox/")
+    page.click("#followers button[data-openid=o_reader]")
+    for msgtype in payloads:
+        expect(page.locator(f".msg.out.type-{msgtype}")).to_have_count(1)
+    expect(page.locator(".msg.out.type-news .card-title")).to_have_text("T")
+    expect(page.locator(".msg.out.type-miniprogrampage .card-desc")).to_contain_text("pages/index/index?foo=bar")
+    expect(page.locator(".msg.out.type-msgmenu .menu-choice")).to_have_count(2)
+    assert page.locator(".msg.out .bubble code").count() == 0  # nothing fell through to the raw fallback
+    assert page.js_errors == []

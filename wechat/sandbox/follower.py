@@ -137,6 +137,8 @@ def act(
     """Do `action` as follower `openid` of `account`; see the module docstring."""
     push = record(account, openid, action, mode=mode, now=now, base=_base_or_none(webhook_base), **fields)
     if not deliver:
+        push.status = SandboxPush.Status.NOT_SENT
+        push.save(update_fields=["status"])
         return PushResult(push, push.xml, False, None, b"", 0)
     return deliver_push(push, webhook_base=webhook_base, client=client, timeout=timeout)
 
