@@ -146,6 +146,20 @@ class OutboundErrcodeFilter(ErrcodeFilter):
     field = "last_errcode"
 
 
+class AccountFilter(admin.RelatedFieldListFilter):
+    """The account filter, titled in Chinese (the models' account fields carry no verbose name)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.title = gettext("公众号")
+
+
+class AccountColumn:
+    @admin.display(description=_("公众号"), ordering="account")
+    def account_name(self, obj):
+        return obj.account if obj.account_id else "—"
+
+
 # --- read-only base and CSV export ---------------------------------------------------
 
 
@@ -393,20 +407,19 @@ class ExpiryFilter(admin.SimpleListFilter):
 
 
 @admin.register(MediaAsset)
-class MediaAssetAdmin(admin.ModelAdmin):
+class MediaAssetAdmin(AccountColumn, admin.ModelAdmin):
     form = MediaAssetForm
     list_display = (
         "title",
-        "account",
         "kind",
         "lifetime",
+        "expiry_badge",
         "media_id_short",
         "size_display",
-        "uploaded_at",
-        "expiry_badge",
+        "account_name",
         "last_error",
     )
-    list_filter = (ExpiryFilter, "kind", "lifetime", "account")
+    list_filter = (ExpiryFilter, "kind", "lifetime", ("account", AccountFilter))
     search_fields = ("title", "media_id", "description")
     readonly_fields = (
         "media_id",
@@ -458,7 +471,10 @@ class MediaAssetAdmin(admin.ModelAdmin):
         state = expiry_state(obj, now)
         label = EXPIRY_LABELS[state]
         if state in ("ok", "expiring") and obj.expires_at:
-            label = gettext("%(label)s · 剩余 %(left)s") % {"label": label, "left": timeuntil(obj.expires_at, now)}
+            label = gettext("%(label)s · 剩 %(left)s") % {
+                "label": label,
+                "left": timeuntil(obj.expires_at, now, depth=1),
+            }
         return format_html(
             '<span class="media-expiry media-expiry-{}" style="color:#fff;background:{};padding:1px 6px;'
             'border-radius:3px;white-space:nowrap">{}</span>',
@@ -579,10 +595,10 @@ class MediaAssetAdmin(admin.ModelAdmin):
 
 
 @admin.register(NewsTemplate)
-class NewsTemplateAdmin(admin.ModelAdmin):
+class NewsTemplateAdmin(AccountColumn, admin.ModelAdmin):
     form = NewsTemplateForm
-    list_display = ("name", "title", "account", "url", "created_at")
-    list_filter = ("account",)
+    list_display = ("name", "title", "account_name", "url", "created_at")
+    list_filter = (("account", AccountFilter),)
     search_fields = ("name", "title", "description", "url")
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
@@ -632,11 +648,11 @@ class SendLogInline(admin.TabularInline):
 
 
 @admin.register(OutboundMessage)
-class OutboundMessageAdmin(CsvExportMixin, ReadOnlyAdmin):
+class OutboundMessageAdmin(AccountColumn, CsvExportMixin, ReadOnlyAdmin):
     list_display = (
         "id",
         "created_at",
-        "account",
+        "account_name",
         "openid",
         "agent",
         "msgtype",
@@ -650,7 +666,7 @@ class OutboundMessageAdmin(CsvExportMixin, ReadOnlyAdmin):
         "status",
         OutboundErrcodeFilter,
         ("agent", admin.RelatedOnlyFieldListFilter),
-        "account",
+        ("account", AccountFilter),
         DayFilter,
         "msgtype",
     )
@@ -660,7 +676,7 @@ class OutboundMessageAdmin(CsvExportMixin, ReadOnlyAdmin):
     actions = ["resend", "export_csv"]
     inlines = [SendLogInline]
     fields = (
-        "account",
+        "account_name",
         "contact",
         "conversation",
         "agent",
@@ -783,10 +799,10 @@ class OutboundMessageAdmin(CsvExportMixin, ReadOnlyAdmin):
 
 
 @admin.register(SendLog)
-class SendLogAdmin(CsvExportMixin, ReadOnlyAdmin):
+class SendLogAdmin(AccountColumn, CsvExportMixin, ReadOnlyAdmin):
     list_display = (
         "created_at",
-        "account",
+        "account_name",
         "endpoint_display",
         "outcome",
         "http_status",
@@ -800,7 +816,7 @@ class SendLogAdmin(CsvExportMixin, ReadOnlyAdmin):
         "outcome",
         ErrcodeFilter,
         ("outbound__agent", admin.RelatedOnlyFieldListFilter),
-        "account",
+        ("account", AccountFilter),
         DayFilter,
     )
     search_fields = ("outbound__contact__openid", "outbound__preview", "errmsg", "rid")
@@ -809,7 +825,7 @@ class SendLogAdmin(CsvExportMixin, ReadOnlyAdmin):
     actions = ["export_csv"]
     fields = (
         "created_at",
-        "account",
+        "account_name",
         "outbound_link",
         "endpoint_display",
         "request_body_display",
@@ -882,17 +898,17 @@ class AuditLogAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Contact)
-class ContactAdmin(ReadOnlyAdmin):
-    list_display = ("openid", "account", "remark", "display_name", "subscribed", "last_inbound_at")
-    list_filter = ("subscribed", "account")
+class ContactAdmin(AccountColumn, ReadOnlyAdmin):
+    list_display = ("openid", "account_name", "remark", "display_name", "subscribed", "last_inbound_at")
+    list_filter = ("subscribed", ("account", AccountFilter))
     search_fields = ("openid", "remark", "display_name")
 
 
 @admin.register(Conversation)
-class ConversationAdmin(ReadOnlyAdmin):
+class ConversationAdmin(AccountColumn, ReadOnlyAdmin):
     list_display = (
         "id",
-        "account",
+        "account_name",
         "contact",
         "status",
         "assignee",
@@ -900,15 +916,15 @@ class ConversationAdmin(ReadOnlyAdmin):
         "first_inbound_at",
         "first_response_at",
     )
-    list_filter = ("status", "account", ("assignee", admin.RelatedOnlyFieldListFilter))
+    list_filter = ("status", ("account", AccountFilter), ("assignee", admin.RelatedOnlyFieldListFilter))
     search_fields = ("contact__openid", "last_message_preview")
     list_select_related = ("account", "contact", "assignee")
 
 
 @admin.register(InboundMessage)
-class InboundMessageAdmin(ReadOnlyAdmin):
-    list_display = ("id", "received_at", "account", "from_user", "msg_type", "event", "content", "media_status")
-    list_filter = ("msg_type", "media_status", "account", ReceivedDayFilter)
+class InboundMessageAdmin(AccountColumn, ReadOnlyAdmin):
+    list_display = ("id", "received_at", "account_name", "from_user", "msg_type", "event", "content", "media_status")
+    list_filter = ("msg_type", "media_status", ("account", AccountFilter), ReceivedDayFilter)
     search_fields = ("from_user", "content", "msg_id")
     list_select_related = ("account",)
     exclude = ("raw_xml",)

@@ -216,21 +216,22 @@ def summary(*, now, span_key="24h", accounts=()):
 COLOURS = {"sent": "#16a34a", "failed": "#dc2626", "other": "#9ca3af", "grid": "#e5e7eb", "text": "#374151"}
 
 
-def _nice_max(value):
-    if value <= 5:
-        return 5
-    magnitude = 10 ** int(math.floor(math.log10(value)))
-    for step in (1, 2, 2.5, 5, 10):
-        if value <= step * magnitude:
-            return int(step * magnitude)
-    return value
+def _nice_step(value, ticks=4):
+    """A whole-number tick step (1, 2, 5, 10, 20, 50 …) so `ticks` steps cover `value`."""
+    raw = max(math.ceil(value / ticks), 1)
+    magnitude = 10 ** int(math.floor(math.log10(raw)))
+    for step in (1, 2, 5, 10):
+        if raw <= step * magnitude:
+            return step * magnitude
+    return raw
 
 
 def sends_chart(buckets, *, width=760, height=220):
     """Stacked bars per hour (sent / failed or unknown / other), y axis from zero."""
     left, right, top, bottom = 40, 8, 10, 28
     plot_w, plot_h = width - left - right, height - top - bottom
-    peak = _nice_max(max((b["total"] for b in buckets), default=0))
+    step = _nice_step(max((b["total"] for b in buckets), default=0))
+    peak = step * 4
     n = max(len(buckets), 1)
     slot = plot_w / n
     bar = max(slot * 0.8, 1)
@@ -246,7 +247,8 @@ def sends_chart(buckets, *, width=760, height=220):
             f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end" font-size="10" '
             f'fill="{COLOURS["text"]}">{value:g}</text>'
         )
-    label_every = max(1, math.ceil(n / 12))
+    # A day's hours are labelled every three hours; a week's at each local midnight.
+    daily = n <= 25
     for i, b in enumerate(buckets):
         x = left + i * slot + (slot - bar) / 2
         y = top + plot_h
@@ -266,8 +268,8 @@ def sends_chart(buckets, *, width=760, height=220):
                 f'<rect class="{key}" x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{COLOURS[key]}"/>'
             )
         parts.append("</g>")
-        if i % label_every == 0:
-            label = b["hour"].strftime("%H:00") if n <= 24 else b["hour"].strftime("%m-%d %H时")
+        if (daily and b["hour"].hour % 3 == 0) or (not daily and b["hour"].hour == 0):
+            label = b["hour"].strftime("%H:00") if daily else b["hour"].strftime("%m-%d")
             parts.append(
                 f'<text x="{left + i * slot + slot / 2:.1f}" y="{height - 10}" text-anchor="middle" '
                 f'font-size="10" fill="{COLOURS["text"]}">{escape(label)}</text>'

@@ -103,7 +103,7 @@ def test_expired_and_soon_expiring_media_are_flagged(operator_client, account, m
     html = operator_client.get(CHANGELIST).content.decode()
     for item, state in ((gone, "expired"), (soon, "expiring"), (fine, "ok"), (kept, "permanent"), (never, "missing")):
         assert f"media-expiry-{state}" in html, item.title
-    assert "24 小时内过期 · 剩余" in html
+    assert "24 小时内过期 · 剩" in html
 
 
 # --- against the sandbox WeChat on loopback -----------------------------------------------
