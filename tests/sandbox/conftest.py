@@ -1,11 +1,14 @@
 """Helpers for the sandbox's own tests: an API caller, a token, a follower."""
 
 import json
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from tests.conftest import APPID, OPENID
 from wechat.sandbox import follower as wx
+from wechat.sandbox import platform
 
 SECRET = "test-app-secret-value"  # the `account` fixture's app_secret
 
@@ -39,6 +42,21 @@ class Api:
 
     def text(self, content="你好", openid=OPENID):
         return self.send({"touser": openid, "msgtype": "text", "text": {"content": content}})
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The platform's clock, movable by the test (views run in this process)."""
+
+    class Clock:
+        now = timezone.now()
+
+        def advance(self, **delta):
+            self.now += timedelta(**delta)
+
+    c = Clock()
+    monkeypatch.setattr(platform, "now", lambda: c.now)
+    return c
 
 
 @pytest.fixture

@@ -1,29 +1,11 @@
 """/cgi-bin/token and /cgi-bin/stable_token behave like §1 says."""
 
-from datetime import timedelta
-
 import pytest
 from django.utils import timezone
 
 from tests.conftest import APPID
 from tests.sandbox.conftest import SECRET
-from wechat.sandbox import platform
 from wechat.sandbox.models import SandboxToken
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    """The platform's clock, movable by the test (views run in this process)."""
-
-    class Clock:
-        now = timezone.now()
-
-        def advance(self, **delta):
-            self.now += timedelta(**delta)
-
-    c = Clock()
-    monkeypatch.setattr(platform, "now", lambda: c.now)
-    return c
 
 
 def classic(anon_api, secret=SECRET, appid=APPID, grant_type="client_credential"):

@@ -235,7 +235,7 @@ def typing(account, raw, *, at):
 # --- media (§8) ------------------------------------------------------------------
 
 
-def upload_media(account, kind, upload, *, at, file_url):
+def upload_media(account, kind, upload, *, at):
     """POST /cgi-bin/media/upload: temporary media, 3 days (§8.1)."""
     media = _store(account, kind, upload, lifetime=SandboxMedia.Lifetime.TEMPORARY, at=at)
     data = {"type": kind, "media_id": media.media_id, "created_at": int(at.timestamp())}

@@ -59,9 +59,7 @@ def _typing(request, at, account):
 
 
 def _media_upload(request, at, account):
-    return platform.upload_media(
-        account, request.GET.get("type", ""), request.FILES.get("media"), at=at, file_url=_file_url(request)
-    )
+    return platform.upload_media(account, request.GET.get("type", ""), request.FILES.get("media"), at=at)
 
 
 def _media_get(request, at, account):
