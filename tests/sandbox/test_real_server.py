@@ -88,3 +88,18 @@ def test_concurrent_calls_share_a_fault_count_exactly(server, account):
     with ThreadPoolExecutor(max_workers=8) as pool:
         answers = list(pool.map(call, range(12)))
     assert sorted(answers) == [-1, -1, -1] + [40003] * 9
+
+
+def test_concurrent_stable_token_calls_get_one_token(server, account):
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = {"grant_type": "client_credential", "appid": account.appid, "secret": account.app_secret}
+
+    def call(_):
+        return requests.post(f"{server.base}/sandbox/cgi-bin/stable_token", json=body, timeout=20).json()[
+            "access_token"
+        ]
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        tokens = set(pool.map(call, range(6)))
+    assert len(tokens) == 1

@@ -188,19 +188,20 @@ def create_follower(account, openid, *, nickname="", now=None):
 
 
 def _follower(account, openid, action, at):
-    follower = SandboxFollower.objects.select_for_update().filter(account=account, openid=openid).first()
-    if follower is None:
-        # Someone the platform has not seen yet: a follower from before the
-        # sandbox existed, unless they are following right now.
-        follower = SandboxFollower.objects.create(
-            account=account,
-            openid=openid,
-            subscribed=action != "subscribe",
-            subscribe_time=at if action != "subscribe" else None,
-            subscribe_scene="ADD_SCENE_SEARCH",
-            created_at=at,
-        )
-    elif not follower.subscribed and action not in ("subscribe", "unsubscribe"):
+    # Someone the platform has not seen yet is a follower from before the
+    # sandbox existed, unless they are following right now.
+    SandboxFollower.objects.get_or_create(
+        account=account,
+        openid=openid,
+        defaults={
+            "subscribed": action != "subscribe",
+            "subscribe_time": at if action != "subscribe" else None,
+            "subscribe_scene": "ADD_SCENE_SEARCH",
+            "created_at": at,
+        },
+    )
+    follower = SandboxFollower.objects.select_for_update().get(account=account, openid=openid)
+    if not follower.subscribed and action not in ("subscribe", "unsubscribe"):
         raise FollowerError("粉丝未关注公众号，请先关注再发送消息")
     return follower
 

@@ -90,6 +90,7 @@ def classic_token(query, *, at):
     # A wrong secret on the classic endpoint answers 40125 "invalid appsecret".
     account = _app(query.get("appid", ""), query.get("secret", ""), wrong_secret_errcode=40125)
     with transaction.atomic():
+        _lock(account)
         issued_today = SandboxToken.objects.filter(
             account=account, kind=SandboxToken.Kind.CLASSIC, issued_at__gte=_today_start(at)
         ).count()
@@ -118,6 +119,7 @@ def stable_token(method, raw, *, at):
     if not isinstance(force, bool):
         raise ApiError(47001, "force_refresh must be a boolean")
     with transaction.atomic():
+        _lock(account)
         current = (
             SandboxToken.objects.select_for_update()
             .filter(account=account, kind=SandboxToken.Kind.STABLE, valid_until__isnull=True, expires_at__gt=at)
@@ -136,6 +138,12 @@ def stable_token(method, raw, *, at):
                 current.save(update_fields=["valid_until"])
             token = _mint(account, SandboxToken.Kind.STABLE, at, forced=force)
     return Reply(data={"access_token": token.value, "expires_in": _expires_in(token, at)}), account
+
+
+def _lock(account):
+    # One token decision per account at a time: two processes asking for a
+    # stable token at once must get the same one, as on the real platform.
+    OfficialAccount.objects.select_for_update().filter(pk=account.pk).first()
 
 
 def _mint(account, kind, at, *, forced=False):
