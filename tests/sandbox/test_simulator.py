@@ -72,3 +72,20 @@ def test_a_bad_fault_is_refused_with_a_reason(client, account, body):
     assert response.status_code == 400
     assert response.json()["error"].startswith("无法设置故障")
     assert not SandboxFault.objects.exists()
+
+
+def test_the_page_is_available_in_english(client, account):
+    html = client.get("/sandbox/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "follower simulator" in html.lower()
+    assert "Fault injection" in html
+    assert "-1 system busy" in html
+    assert "粉丝模拟器" not in html
+
+
+def test_times_are_beijing_time(client, account, follower):
+    from django.utils import timezone
+
+    push = wx.pushes(account, OPENID).get()
+    state = client.get("/sandbox/sim/state", {"account": account.appid, "openid": OPENID}).json()
+    beijing = timezone.localtime(push.created_at, timezone.get_fixed_timezone(8 * 60))
+    assert state["timeline"][0]["time"] == beijing.strftime("%m-%d %H:%M:%S")

@@ -13,6 +13,7 @@ import json
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from wechat import window
 from wechat.models import OfficialAccount
@@ -167,11 +168,11 @@ class SandboxPush(models.Model):
     """A follower action the platform pushed (or was asked to push) to the console (§6)."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "待推送"
-        DELIVERED = "delivered", "已送达"
-        REFUSED = "refused", "被拒绝"
-        FAILED = "failed", "推送失败"
-        NOT_SENT = "not_sent", "未推送"
+        PENDING = "pending", _("待推送")
+        DELIVERED = "delivered", _("已送达")
+        REFUSED = "refused", _("被拒绝")
+        FAILED = "failed", _("推送失败")
+        NOT_SENT = "not_sent", _("未推送")
 
     account = models.ForeignKey(OfficialAccount, on_delete=models.CASCADE, related_name="+")
     follower = models.ForeignKey(SandboxFollower, on_delete=models.CASCADE, related_name="pushes")
@@ -207,14 +208,14 @@ class SandboxFault(models.Model):
     """
 
     class Kind(models.TextChoices):
-        LATENCY = "latency", "增加延迟"
-        BUSY = "busy", "-1 系统繁忙"
-        DAILY_QUOTA = "daily_quota", "45009 接口调用超过每日限额"
-        RATE_LIMIT = "rate_limit", "45011 调用过于频繁"
-        HTTP_ERROR = "http_error", "HTTP 5xx"
-        RESET = "reset", "连接重置（不读取请求）"
-        READ_TIMEOUT = "read_timeout", "已接收后响应超时"
-        TOKEN_EXPIRED = "token_expired", "强制 access_token 过期（42001）"
+        LATENCY = "latency", _("增加延迟")
+        BUSY = "busy", _("-1 系统繁忙")
+        DAILY_QUOTA = "daily_quota", _("45009 接口调用超过每日限额")
+        RATE_LIMIT = "rate_limit", _("45011 调用过于频繁")
+        HTTP_ERROR = "http_error", _("HTTP 5xx")
+        RESET = "reset", _("连接重置（不读取请求）")
+        READ_TIMEOUT = "read_timeout", _("已接收后响应超时")
+        TOKEN_EXPIRED = "token_expired", _("强制 access_token 过期（42001）")
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
     # Blank: every /cgi-bin/ endpoint; else an exact path like /cgi-bin/message/custom/send.
