@@ -88,6 +88,7 @@ class Server:
         if self.proc is None or self.proc.poll() is not None:
             self._close_log()
             return
+        family = self.pids()
         try:
             os.killpg(self.proc.pid, signal.SIGTERM)
             self.proc.wait(timeout=timeout)
@@ -96,6 +97,10 @@ class Server:
             self.proc.wait()
         except ProcessLookupError:
             pass
+        # Workers may outlive their supervisor by a moment; wait for all.
+        deadline = time.monotonic() + timeout
+        while any(Path(f"/proc/{pid}").exists() for pid in family) and time.monotonic() < deadline:
+            time.sleep(0.1)
         self._close_log()
 
     def _close_log(self):

@@ -117,13 +117,24 @@ def bench_account():
 
 def wipe_traffic():
     """Empty what the webhook writes, so each case starts from the same state."""
-    from django.db import connection
+    import time
 
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "TRUNCATE wechat_liveupdate, wechat_inboundmessage, wechat_outboundmessage, "
-            "wechat_conversation, wechat_contact CASCADE"
-        )
+    from django.db import OperationalError, connection
+
+    for attempt in range(10):
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "TRUNCATE wechat_liveupdate, wechat_inboundmessage, wechat_outboundmessage, "
+                    "wechat_conversation, wechat_contact CASCADE"
+                )
+            break
+        except OperationalError:
+            # A server of the previous case may still be finishing its last
+            # transaction (deadlock with TRUNCATE's exclusive locks): retry.
+            if attempt == 9:
+                raise
+            time.sleep(1)
     from wechat.models import OfficialAccount
 
     OfficialAccount.objects.filter(appid=APPID).update(duplicate_pushes=0)

@@ -81,7 +81,19 @@ class Sender:
         self.statuses = {}
 
     async def post(self, seq, body):
-        reader, writer = self.idle.pop() if self.idle else await asyncio.open_connection(self.host, self.port)
+        # A kept-alive connection the server closed while idle (uvicorn's
+        # keep-alive timeout) fails on reuse: retry once on a new one, as
+        # every HTTP client does. A failure on a new connection is counted.
+        if self.idle:
+            reader, writer = self.idle.pop()
+            status = await self._exchange(reader, writer, body)
+            if status:
+                self.statuses[seq] = status
+                return
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        self.statuses[seq] = await self._exchange(reader, writer, body)
+
+    async def _exchange(self, reader, writer, body):
         head = (
             f"POST {self.path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: text/xml\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"
@@ -94,11 +106,12 @@ class Sender:
                 if line.lower().startswith(b"content-length:"):
                     length = int(line.split(b":")[1])
             await reader.readexactly(length)
-            self.statuses[seq] = int(status_line.split()[1])
-            self.idle.append((reader, writer))
+            status = int(status_line.split()[1])
         except (OSError, asyncio.IncompleteReadError, IndexError, ValueError):
-            self.statuses[seq] = 0
             writer.close()
+            return 0
+        self.idle.append((reader, writer))
+        return status
 
 
 async def main(cfg):

@@ -84,6 +84,11 @@ def main(argv=None):
         elif quick:
             steps = steps[:2]
         results["listpage"] = listpage.run(steps)
+    if "soak" in phases:
+        from bench import soak
+
+        minutes = args.soak_minutes if args.soak_minutes is not None else (1 if quick else 3)
+        results["soak"] = soak.run(urls, minutes=minutes)
     results["elapsed_s"] = round(time.time() - started)
     (VAR / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str))
     if not args.no_docs:

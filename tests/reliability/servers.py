@@ -78,7 +78,8 @@ class Uvicorn:
     def worker_pids(self):
         if self.workers == 1:
             return [self.proc.pid]
-        return _children(self.proc.pid)
+        # multiprocessing also starts a resource tracker; workers run spawn_main.
+        return [pid for pid in _children(self.proc.pid) if _is_worker(pid)]
 
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:
@@ -106,6 +107,14 @@ def _children(pid):
             if int(fields[1]) == pid:
                 out.append(int(entry.name))
     return out
+
+
+def _is_worker(pid):
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"spawn_main" in cmdline and b"resource_tracker" not in cmdline
 
 
 def rss_kb(pid):
