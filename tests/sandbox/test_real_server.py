@@ -46,6 +46,8 @@ def test_a_reset_fault_drops_the_connection_before_the_request_is_read(server, a
     assert not wx.delivered(account).exists()
     assert send(server, token).json()["errcode"] == 0
     assert [c.fault for c in wx.calls(SEND)] == ["reset", ""]
+    reset = wx.calls(SEND).first()
+    assert "access_token=***" in reset.query and token not in reset.query
 
 
 def test_a_read_timeout_fault_delivers_then_answers_too_late(server, account):

@@ -26,6 +26,7 @@ import asyncio
 import logging
 import socket
 import struct
+from dataclasses import dataclass
 from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
@@ -107,6 +108,34 @@ def take(path, *, account=None, kinds, candidates=None):
         if won:
             return fault
     return None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The faults one call takes: a delay before, an answer instead, a delay after."""
+
+    latency: SandboxFault | None = None
+    answer: SandboxFault | None = None
+    late: SandboxFault | None = None
+
+    @property
+    def recorded(self):
+        return self.answer or self.late or self.latency
+
+
+def plan(path, *, account=None, token_call=False):
+    """Take this call's faults (one query when none is armed)."""
+    candidates = armed(path, account=account)
+    if not candidates:
+        return Plan()
+    # Token calls carry no access token to expire.
+    answering = [k for k in ANSWERING if not (token_call and k == Kind.TOKEN_EXPIRED)]
+    answer = take(path, kinds=answering, candidates=candidates)
+    return Plan(
+        latency=take(path, kinds=[Kind.LATENCY], candidates=candidates),
+        answer=answer,
+        late=None if answer else take(path, kinds=[Kind.READ_TIMEOUT], candidates=candidates),
+    )
 
 
 def delay_seconds(fault):

@@ -37,6 +37,7 @@ ENDPOINTS = [
     "/cgi-bin/message/custom/typing",
     "/cgi-bin/media/upload",
     "/cgi-bin/media/get",
+    "/cgi-bin/material/add_material",
     "/cgi-bin/token",
     "/cgi-bin/stable_token",
     "/cgi-bin/user/info",

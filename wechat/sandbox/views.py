@@ -115,27 +115,19 @@ def api(request, rest):
     token_value = request.GET.get("access_token", "")
     account = platform.token_owner(token_value) if endpoint is None or endpoint.needs_token else None
 
-    armed = faults.armed(path, account=account)
-    latency = faults.take(path, kinds=[faults.Kind.LATENCY], candidates=armed)
-    if latency is not None:
-        time.sleep(faults.delay_seconds(latency))
+    plan = faults.plan(path, account=account, token_call=endpoint is not None and not endpoint.needs_token)
+    if plan.latency is not None:
+        time.sleep(faults.delay_seconds(plan.latency))
     at = platform.now()
-    # Token calls carry no token to expire.
-    answering = [
-        k for k in faults.ANSWERING if endpoint is None or endpoint.needs_token or k != faults.Kind.TOKEN_EXPIRED
-    ]
-    fault = faults.take(path, kinds=answering, candidates=armed)
-    late = None if fault else faults.take(path, kinds=[faults.Kind.READ_TIMEOUT], candidates=armed)
-
-    if fault is not None:
-        reply = _fault_reply(fault, token_value, at)
+    if plan.answer is not None:
+        reply = _fault_reply(plan.answer, token_value, at)
     else:
         reply, account = _run(endpoint, request, at, account)
-    _record(request, path, account, reply, fault or late or latency)
-    if late is not None:
+    _record(request, path, account, reply, plan.recorded)
+    if plan.late is not None:
         # The answer is ready and the effect recorded; only the client's read
         # deadline passes before it leaves (the ambiguous case of §10.2).
-        time.sleep(faults.delay_seconds(late))
+        time.sleep(faults.delay_seconds(plan.late))
     return _response(reply)
 
 
