@@ -66,8 +66,17 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
 
+# Benchmarks and the long reliability runs (~20 min); writes docs/benchmarks.md.
+# Peers go into var/bench-venv (bench/requirements.txt), never into .venv.
+# BENCH_ARGS="--quick" for short runs, "--soak-minutes 30" for the full soak.
 bench: system-deps $(STAMP)
-	$(PY) bench/run.py
+	@command -v wrk >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing: wrk"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	  else echo "please install: wrk (apt-get)"; exit 1; fi; }
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache

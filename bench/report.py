@@ -45,6 +45,8 @@ def render(r):
     if "listpage" in r:
         out += listpage_section(r["listpage"])
     out += memory_section(r)
+    if "reliability" in r:
+        out += reliability_section(r["reliability"])
     if "soak" in r:
         out += soak_section(r["soak"])
     return out
@@ -279,5 +281,21 @@ def soak_section(s):
         f"{s['sent']}, list polls {s['polls']} (non-200 {s['poll_errors']})",
         f"* RSS of the largest server process: first third {s['rss_first_mb']} MB, last third {s['rss_last_mb']} MB "
         f"— growth {s['growth_mb']} MB (allowed {s['allowed_growth_mb']} MB) {_verdict(ok)}",
+        "",
+    ]
+
+
+def reliability_section(rel):
+    p = rel["pg_restart"]
+    return [
+        "## Reliability runs (long cases of docs/reliability.md)",
+        "",
+        "**PostgreSQL restart under traffic** (`bench/reliability.py`): a private cluster, uvicorn with 2 "
+        f"workers, {p['pushes']} pushes at a steady pace with WeChat's retry behaviour; at {p['outage_at_s']} s "
+        f"the cluster is stopped with `-m immediate` and started again {p['outage_s']} s later.",
+        "",
+        f"* accepted {p['accepted']}/{p['pushes']} ({p['accepted_after_retry']} only after a retry), stored "
+        f"{p['stored']}, distinct {p['distinct']}; same server processes throughout: {p['same_processes']} — "
+        f"{_verdict(p['ok'] and p['same_processes'])}",
         "",
     ]

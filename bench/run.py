@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import env, report  # noqa: E402
 from bench.common import VAR, log, machine  # noqa: E402
 
-PHASES = ["webhook", "fanout", "sendworker", "listpage", "soak"]
+PHASES = ["webhook", "fanout", "sendworker", "listpage", "reliability", "soak"]
 
 
 def main(argv=None):
@@ -84,6 +84,10 @@ def main(argv=None):
         elif quick:
             steps = steps[:2]
         results["listpage"] = listpage.run(steps)
+    if "reliability" in phases:
+        from bench import reliability
+
+        results["reliability"] = {"pg_restart": reliability.run(urls, pushes=150 if quick else 400)}
     if "soak" in phases:
         from bench import soak
 
