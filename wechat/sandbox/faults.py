@@ -33,6 +33,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db.models import F, Q
 
+from config.logging import redact
 from wechat.sandbox.models import SandboxCall, SandboxFault
 
 log = logging.getLogger(__name__)
@@ -200,7 +201,7 @@ def _take_reset(scope):
             account=account,
             method=scope.get("method", ""),
             path=path,
-            query="",
+            query=redact(scope.get("query_string", b"").decode("latin-1"))[:1024],
             fault=Kind.RESET,
             errmsg="connection reset",
         )
