@@ -48,14 +48,18 @@ test: system-deps $(STAMP)
 
 test-sqlite: $(STAMP)
 	@echo "=== suite on SQLite + in-memory channel layer ==="
-	env -u DATABASE_URL -u REDIS_URL $(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+	env -u DATABASE_URL -u REDIS_URL $(TEST_ENV) $(PY) -m pytest -m "not browser" $(PYTEST_ARGS)
+	@echo "=== real-browser tests on SQLite ==="
+	env -u DATABASE_URL -u REDIS_URL $(TEST_ENV) $(PY) -m pytest -m browser $(PYTEST_ARGS)
 
 test-postgres: $(STAMP)
 	@echo "=== suite on PostgreSQL + Redis ==="
 	@trap 'scripts/services.sh stop' EXIT; \
 	out=$$(scripts/services.sh start) || { echo "could not start PostgreSQL / Redis (see var/services/*.log)"; exit 1; }; \
 	eval "$$out"; \
-	env $(TEST_ENV) DATABASE_URL=$$DATABASE_URL REDIS_URL=$$REDIS_URL $(PY) -m pytest $(PYTEST_ARGS)
+	env $(TEST_ENV) DATABASE_URL=$$DATABASE_URL REDIS_URL=$$REDIS_URL $(PY) -m pytest -m "not browser" $(PYTEST_ARGS) && \
+	echo "=== real-browser tests on PostgreSQL + Redis ===" && \
+	env $(TEST_ENV) DATABASE_URL=$$DATABASE_URL REDIS_URL=$$REDIS_URL $(PY) -m pytest -m browser $(PYTEST_ARGS)
 
 worker: $(STAMP)
 	$(PY) manage.py sendworker

@@ -91,3 +91,30 @@ def post_push(client, body, *, mode="plain", appid=APPID, token=TOKEN, timestamp
     query.update(query_overrides or {})
     qs = "&".join(f"{k}={v}" for k, v in query.items())
     return client.post(f"/wechat/{appid}/?{qs}", data=data, content_type="text/xml")
+
+
+# --- real browser -----------------------------------------------------------------
+# One Playwright for the whole browser run: its sync API keeps an event loop
+# running in the main thread, so a second instance (or any async_to_sync in the
+# test thread) fails while it lives. `make test` therefore runs the browser
+# tests in a pytest process of their own (`-m browser`).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()

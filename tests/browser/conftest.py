@@ -141,16 +141,6 @@ def live_stack(django_db_setup, django_db_blocker, tmp_path_factory):
         _stop(server)
 
 
-@pytest.fixture(scope="session")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
 def stack(live_stack, django_db_serialized_rollback, transactional_db):
     return live_stack

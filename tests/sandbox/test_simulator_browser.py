@@ -47,25 +47,19 @@ def server(django_db_serialized_rollback, transactional_db):
 
 
 @pytest.fixture
-def page(server, request):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        context = browser.new_context(
-            locale="zh-CN", timezone_id="Asia/Shanghai", viewport={"width": 1280, "height": 900}
-        )
-        page = context.new_page()
-        page.set_default_timeout(15000)
-        page.js_errors = []
-        page.on("pageerror", lambda exc: page.js_errors.append(str(exc)))
-        yield page
-        report = getattr(request.node, "rep_call", None)
-        if report is not None and report.failed or os.environ.get("SANDBOX_SCREENSHOTS"):
-            artifacts = Path(ROOT) / "var" / "test-artifacts"
-            artifacts.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(artifacts / f"{request.node.name}.png"))
-        browser.close()
+def page(server, browser, request):
+    context = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai", viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    page.js_errors = []
+    page.on("pageerror", lambda exc: page.js_errors.append(str(exc)))
+    yield page
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed or os.environ.get("SANDBOX_SCREENSHOTS"):
+        artifacts = Path(ROOT) / "var" / "test-artifacts"
+        artifacts.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(artifacts / f"{request.node.name}.png"))
+    context.close()
 
 
 def send(server, account, body):
