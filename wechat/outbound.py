@@ -31,10 +31,11 @@ scheduled send, when it goes out.
 """
 
 import logging
+import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import OperationalError, close_old_connections, transaction
 from django.db.models import Exists, F, OuterRef, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -260,6 +261,12 @@ def deliver_due(*, contact_id, worker=None, limit=100):
 def claim_next(*, contact_id, worker, now=None):
     """Claim the contact's oldest due queued message (queued → sending), or None."""
     now = now or timezone.now()
+    # Most delivery tasks find nothing to do (each queued message brings one,
+    # and the first delivers the follower's whole backlog): answer those
+    # without taking a lock — on SQLite that lock is the database's.
+    waiting = OutboundMessage.objects.filter(contact_id=contact_id, status=S.QUEUED, send_at__lte=now)
+    if not waiting.exists() or OutboundMessage.objects.filter(contact_id=contact_id, status=S.SENDING).exists():
+        return None
     with transaction.atomic():
         # The Contact row lock serialises claims for one follower across
         # processes (PostgreSQL); on SQLite the IMMEDIATE transaction already
@@ -268,6 +275,7 @@ def claim_next(*, contact_id, worker, now=None):
             return None
         head = (
             OutboundMessage.objects.filter(contact_id=contact_id, status=S.QUEUED, send_at__lte=now)
+            .select_related("account")
             .order_by("send_at", "id")
             .first()
         )
@@ -288,7 +296,11 @@ def claim_next(*, contact_id, worker, now=None):
         )
         if not claimed:
             return None
-        message = OutboundMessage.objects.select_related("account").get(pk=head.pk)
+        message = head
+        message.status, message.worker, message.claimed_at = S.SENDING, worker, now
+        message.lease_expires_at = now + timedelta(seconds=lease_seconds())
+        message.attempts += 1
+        message.next_attempt_at = None
         live.record(
             account_id=message.account_id,
             conversation_id=message.conversation_id,
@@ -334,7 +346,29 @@ def _settle_error(message, worker, exc):
     return _settle(message, worker, S.FAILED, reason=reason, **fields)
 
 
-def _settle(message, worker, status, *, reason="", errcode=None, errmsg="", rid="", retry_at=None):
+SETTLE_TRIES = 5
+
+
+def _settle(message, worker, status, **outcome):
+    """Record an outcome, retrying the write on a passing database error.
+
+    The answer is already in hand: losing it to a deadlock or a dropped
+    connection would leave the row `sending` until the sweeper calls it
+    unknown — and a sent message would look possibly unsent.
+    """
+    for attempt in range(1, SETTLE_TRIES + 1):
+        try:
+            return _settle_once(message, worker, status, **outcome)
+        except OperationalError:
+            if attempt == SETTLE_TRIES:
+                raise
+            log.warning("recording outbound %s as %s failed (try %s); retrying", message.pk, status, attempt)
+            close_old_connections()
+            time.sleep(0.2 * attempt)
+    return False
+
+
+def _settle_once(message, worker, status, *, reason="", errcode=None, errmsg="", rid="", retry_at=None):
     """Move a claimed message to its outcome, with its window effects, in one transaction."""
     now = timezone.now()
     update = {
@@ -350,8 +384,11 @@ def _settle(message, worker, status, *, reason="", errcode=None, errmsg="", rid=
         update["sent_at"] = now
     if status == S.QUEUED:
         update.update(next_attempt_at=retry_at, worker="")
+    # The Contact row is only touched when the window changes: a failure
+    # gives the unit back, and 45015 / 43004 / 45047 close or exhaust it.
+    touches_window = status == S.FAILED or errcode in (errors.WINDOW_CLOSED, errors.NOT_SUBSCRIBED, errors.QUOTA_USED)
     with transaction.atomic():
-        contact = Contact.objects.select_for_update().get(pk=message.contact_id)
+        contact = Contact.objects.select_for_update().get(pk=message.contact_id) if touches_window else None
         # Only the claimer settles. A row the sweeper already called unknown
         # may still learn its real outcome from a late answer.
         settled = OutboundMessage.objects.filter(
@@ -361,10 +398,12 @@ def _settle(message, worker, status, *, reason="", errcode=None, errmsg="", rid=
             log.warning("outbound %s was settled by someone else; answer %s not recorded", message.pk, status)
             return False
         previous = message.status
-        message.refresh_from_db()
+        for name, value in update.items():
+            setattr(message, name, value)
         if status == S.FAILED:
             _release_quota(contact, message)
-        _apply_window_verdict(contact, errcode, now)
+        if touches_window:
+            _apply_window_verdict(contact, errcode, now)
         if status == S.SENT and message.conversation_id and message.send_at > message.created_at:
             _touch_conversation(message.conversation_id, message.preview, now)
         live.record(
