@@ -130,7 +130,8 @@ def test_an_uploaded_image_is_on_wechat_and_usable_in_a_reply_the_same_minute(
     assert {"media.create", "media.upload"} <= set(AuditLog.objects.values_list("action", flat=True))
 
     # A follower writes; the agent replies with the new image right away.
-    assert wx.act(account, "o_shop_visitor", "text", content="门店在哪？").delivered
+    pushed = wx.act(account, "o_shop_visitor", "text", content="门店在哪？", timeout=15)
+    assert pushed.delivered, (pushed.http_status, pushed.error)
     contact = Contact.objects.get(openid="o_shop_visitor")
     message = outbound.queue_message(
         account=account, contact=contact, msgtype="image", data={"media_id": item.media_id}
