@@ -41,7 +41,11 @@ def _now(now=None):
 def _locked(conversation):
     # Row lock so two agents taking the same conversation serialize; the
     # loser sees the winner's assignee instead of overwriting it.
-    return Conversation.objects.select_for_update().select_related("contact", "assignee").get(pk=conversation.pk)
+    return (
+        Conversation.objects.select_for_update(of=("self",))
+        .select_related("contact", "assignee")
+        .get(pk=conversation.pk)
+    )
 
 
 def _require_visible(actor, conversation):

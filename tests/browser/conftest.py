@@ -143,6 +143,16 @@ def live_stack(django_db_setup, django_db_blocker, tmp_path_factory):
 
 @pytest.fixture
 def stack(live_stack, django_db_serialized_rollback, transactional_db):
+    # Serialized rollback restores the role groups (a data migration) after
+    # another transactional test flushed them — but only when the database
+    # connection is the one set up before Playwright's sync API took over
+    # this thread's context, so make sure of them here as well.
+    from django.contrib.auth.models import Group
+
+    from inbox import roles
+
+    for name in roles.ALL:
+        Group.objects.get_or_create(name=name)
     return live_stack
 
 

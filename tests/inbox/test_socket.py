@@ -36,7 +36,7 @@ async def open_socket(user=None, *, origin="http://testserver"):
         cookie = await sync_to_async(cookie_for)(user)
         headers.append((b"cookie", cookie.encode()))
     socket = WebsocketCommunicator(application, "/ws/inbox/", headers=headers)
-    connected, _code = await socket.connect()
+    connected, _code = await socket.connect(timeout=10)
     return socket, connected
 
 
@@ -66,12 +66,12 @@ def test_a_logged_in_agent_hears_a_new_message_live(account, agent):
     async def scenario():
         socket, connected = await open_socket(agent)
         assert connected
-        hello = await socket.receive_json_from()
+        hello = await socket.receive_json_from(timeout=10)
         assert hello == {"type": "hello", "user": agent.pk, "accounts": [account.pk]}
 
         message = await sync_to_async(follower_says)(account, "在吗？")
 
-        event = await socket.receive_json_from()
+        event = await socket.receive_json_from(timeout=10)
         assert event["type"] == "live" and event["kind"] == "inbound"
         assert event["conversation"] == message.conversation_id
         assert event["data"]["preview"] == "在吗？"
@@ -87,17 +87,17 @@ def test_an_agent_of_another_account_hears_nothing_of_it(account, agent, outside
 
     async def scenario():
         theirs, _ = await open_socket(outsider)
-        await theirs.receive_json_from()  # hello
+        await theirs.receive_json_from(timeout=10)  # hello
         ours, _ = await open_socket(agent)
-        await ours.receive_json_from()
+        await ours.receive_json_from(timeout=10)
 
         await sync_to_async(follower_says)(account, "只给小李看", openid="o_ours")
         await sync_to_async(follower_says)(other, "给外人看", openid="o_theirs")
 
         # The outsider's first event is their own account's, not ours.
-        event = await theirs.receive_json_from()
+        event = await theirs.receive_json_from(timeout=10)
         assert event["account"] == other.pk and event["data"]["preview"] == "给外人看"
-        event = await ours.receive_json_from()
+        event = await ours.receive_json_from(timeout=10)
         assert event["account"] == account.pk and event["data"]["preview"] == "只给小李看"
         await theirs.disconnect()
         await ours.disconnect()
@@ -110,10 +110,10 @@ def test_a_supervisor_hears_every_account(account, supervisor):
 
     async def scenario():
         socket, _ = await open_socket(supervisor)
-        hello = await socket.receive_json_from()
+        hello = await socket.receive_json_from(timeout=10)
         assert set(hello["accounts"]) == {account.pk, other.pk}
         await sync_to_async(follower_says)(other, "第二个号", openid="o_second")
-        assert (await socket.receive_json_from())["account"] == other.pk
+        assert (await socket.receive_json_from(timeout=10))["account"] == other.pk
         await socket.disconnect()
 
     run(scenario)
@@ -124,16 +124,16 @@ def test_watching_a_conversation_of_another_account_is_refused(account, outsider
 
     async def scenario():
         socket, _ = await open_socket(outsider)
-        await socket.receive_json_from()
+        await socket.receive_json_from(timeout=10)
         await socket.send_json_to({"type": "watch", "conversation": conversation.pk})
-        assert await socket.receive_json_from() == {
+        assert await socket.receive_json_from(timeout=10) == {
             "type": "refused",
             "what": "watch",
             "conversation": conversation.pk,
         }
         await socket.send_json_to({"type": "typing"})  # not watching anything: ignored
         await socket.send_json_to({"type": "heartbeat"})
-        assert await socket.receive_json_from() == {"type": "pong"}
+        assert await socket.receive_json_from(timeout=10) == {"type": "pong"}
         await socket.disconnect()
 
     run(scenario)
@@ -151,9 +151,9 @@ def test_catch_up_returns_only_what_the_user_may_see_after_their_id(account, age
 
     async def scenario():
         socket, _ = await open_socket(agent)
-        await socket.receive_json_from()
+        await socket.receive_json_from(timeout=10)
         await socket.send_json_to({"type": "catch_up", "after": seen})
-        reply = await socket.receive_json_from()
+        reply = await socket.receive_json_from(timeout=10)
         assert reply["type"] == "caught_up" and reply["more"] is False
         assert [u["data"]["preview"] for u in reply["updates"]] == ["第二条", "第三条"]
         await socket.disconnect()
@@ -179,25 +179,25 @@ def test_a_colleague_sees_who_is_viewing_and_typing(account, agent, colleague):
 
     async def scenario():
         watcher, _ = await open_socket(colleague)
-        await watcher.receive_json_from()
+        await watcher.receive_json_from(timeout=10)
         await watcher.send_json_to({"type": "watch", "conversation": conversation.pk})
-        alone = await watcher.receive_json_from()
+        alone = await watcher.receive_json_from(timeout=10)
         assert alone["type"] == "presence"
         assert [v["name"] for v in alone["viewers"]] == ["小王"]
 
         typist, _ = await open_socket(agent)
-        await typist.receive_json_from()
+        await typist.receive_json_from(timeout=10)
         await typist.send_json_to({"type": "watch", "conversation": conversation.pk})
-        joined = await watcher.receive_json_from()
+        joined = await watcher.receive_json_from(timeout=10)
         assert sorted(v["name"] for v in joined["viewers"]) == ["小李", "小王"]
-        assert (await typist.receive_json_from())["type"] == "presence"
+        assert (await typist.receive_json_from(timeout=10))["type"] == "presence"
 
         await typist.send_json_to({"type": "typing"})
-        typing = await watcher.receive_json_from()
+        typing = await watcher.receive_json_from(timeout=10)
         assert {v["name"]: v["typing"] for v in typing["viewers"]} == {"小李": True, "小王": False}
 
         await typist.disconnect()
-        left = await watcher.receive_json_from()
+        left = await watcher.receive_json_from(timeout=10)
         assert [v["name"] for v in left["viewers"]] == ["小王"]
         await watcher.disconnect()
 
@@ -213,11 +213,11 @@ def test_a_colleague_typing_does_not_show_typing_to_the_follower(account, agent,
 
     async def scenario():
         socket, _ = await open_socket(colleague)
-        await socket.receive_json_from()
+        await socket.receive_json_from(timeout=10)
         await socket.send_json_to({"type": "watch", "conversation": conversation.pk})
-        await socket.receive_json_from()
+        await socket.receive_json_from(timeout=10)
         await socket.send_json_to({"type": "typing"})
-        assert (await socket.receive_json_from())["viewers"][0]["typing"] is True
+        assert (await socket.receive_json_from(timeout=10))["viewers"][0]["typing"] is True
         await socket.disconnect()
 
     run(scenario)
@@ -227,11 +227,11 @@ def test_a_colleague_typing_does_not_show_typing_to_the_follower(account, agent,
 def test_an_unknown_message_type_gets_an_error_not_a_crash(agent):
     async def scenario():
         socket, _ = await open_socket(agent)
-        await socket.receive_json_from()
+        await socket.receive_json_from(timeout=10)
         await socket.send_json_to({"type": "drop_tables"})
-        assert await socket.receive_json_from() == {"type": "error", "error": "unknown message type"}
+        assert await socket.receive_json_from(timeout=10) == {"type": "error", "error": "unknown message type"}
         await socket.send_json_to({"type": "heartbeat"})
-        assert await socket.receive_json_from() == {"type": "pong"}
+        assert await socket.receive_json_from(timeout=10) == {"type": "pong"}
         await socket.disconnect()
 
     run(scenario)
