@@ -1,6 +1,6 @@
 """Which Django Tasks backend should carry deliveries: django-tasks-db on PostgreSQL, or RQ on Redis?
 
-    python bench/tasks_backend.py [--messages 300] [--noops 2000] [--idle 20]
+    python bench/tasks_backend.py [--messages 300] [--noops 2000] [--paced 40 --rate 4]
 
 Side by side in one run (docs/benchmarks.md's method), on the throwaway
 PostgreSQL and Redis of scripts/services.sh, loopback only, every wait bounded:
@@ -15,12 +15,13 @@ PostgreSQL and Redis of scripts/services.sh, loopback only, every wait bounded:
 For each, a fresh database and:
 
 1. queue overhead — enqueue N no-op tasks, then drain them with the workers;
-2. real deliveries — F followers × 5 messages through `outbound.queue_message`
-   (ledger row, window gate, enqueue on commit) while the workers run, each sent
-   by `wechat.tasks.deliver` to the sandbox WeChat (a uvicorn of the project);
-   throughput and queue→sent latency from the ledger's own timestamps, and
-   every message checked sent exactly once;
-3. idle latency — single messages a quarter-second apart to idle workers.
+2. a backlog of real deliveries — F followers × 5 messages through
+   `outbound.queue_message` (ledger row, window gate, enqueue on commit) with no
+   worker running, then drained, each sent by `wechat.tasks.deliver` to the
+   sandbox WeChat (a uvicorn of the project); the rate comes from the ledger's
+   own timestamps, and every message is checked sent exactly once;
+3. latency at a steady load — messages queued open-loop at a fixed rate, each
+   to a follower of its own; queued→sent from the ledger.
 
 The RQ packages are installed into var/bench-tasks-venv (project requirements
 pinned to .venv's versions), never into the project's requirements.
@@ -102,7 +103,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--messages", type=int, default=300, help="deliveries (multiple of 5)")
     parser.add_argument("--noops", type=int, default=2000)
-    parser.add_argument("--idle", type=int, default=20)
+    parser.add_argument("--paced", type=int, default=40, help="messages sent at a steady rate")
+    parser.add_argument("--rate", type=float, default=4.0, help="offered load of the paced case, msg/s")
     parser.add_argument("--backends", default="db,rq")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -132,8 +134,11 @@ def main():
             "PYTHONPATH": str(ROOT),
         }
         one = [str(VENV_PY), __file__, "--one", backend, "--messages", str(args.messages)]
-        one += ["--noops", str(args.noops), "--idle", str(args.idle)]
+        one += ["--noops", str(args.noops), "--paced", str(args.paced), "--rate", str(args.rate)]
         done = subprocess.run(one, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True, timeout=WAIT * 4)
+        for line in done.stdout.splitlines():
+            if not line.startswith("RESULT "):
+                print(line, flush=True)
         lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
         if done.returncode != 0 or not lines:
             sys.exit(f"{backend} run failed (exit {done.returncode}); logs in {LOGS}")
@@ -149,12 +154,11 @@ def report(results, args):
     rows = [
         ("enqueue no-op tasks/s", "enqueue_per_s", "{:.0f}"),
         ("drain no-op tasks/s (8-way)", "noop_drain_per_s", "{:.0f}"),
-        ("queue_message/s (ledger+gate+enqueue)", "queue_per_s", "{:.0f}"),
-        ("deliveries/s end to end (8-way)", "deliver_per_s", "{:.1f}"),
-        ("queued→sent p50 under backlog, s", "backlog_p50", "{:.2f}"),
-        ("queued→sent p99 under backlog, s", "backlog_p99", "{:.2f}"),
-        ("queued→sent idle p50, s", "idle_p50", "{:.3f}"),
-        ("queued→sent idle p90, s", "idle_p90", "{:.3f}"),
+        ("queue_message/s (ledger + gate + enqueue)", "queue_per_s", "{:.0f}"),
+        ("backlog drained, deliveries/s (8-way)", "drain_per_s", "{:.1f}"),
+        ("queued→sent p50 at a steady load, s", "paced_p50", "{:.3f}"),
+        ("queued→sent p90 at a steady load, s", "paced_p90", "{:.3f}"),
+        ("queued→sent max at a steady load, s", "paced_max", "{:.3f}"),
         ("sent exactly once", "exactly_once", "{}"),
     ]
     names = list(results)
@@ -169,7 +173,7 @@ def report(results, args):
             ratio = " |"
         print(f"| {label} | " + " | ".join(cells) + " |" + ratio)
     print()
-    print(f"messages={args.messages} noops={args.noops} idle={args.idle}")
+    print(f"messages={args.messages} noops={args.noops} paced={args.paced} at {args.rate:g}/s")
 
 
 # --- one backend (runs in var/bench-tasks-venv) ---------------------------------------------
@@ -187,11 +191,12 @@ class Procs:
         self.procs.append(proc)
         return proc
 
-    def stop(self):
-        for proc in self.procs:
+    def stop(self, procs=None):
+        procs = self.procs if procs is None else procs
+        for proc in procs:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs:
+        for proc in procs:
             try:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -269,27 +274,30 @@ def _answers(requests, url):
         return False
 
 
-def start_workers(backend, procs):
+def start_workers(backend, procs, phase):
     if backend == "db":
-        for n in range(2):
-            procs.start(f"db-worker-{n}", [sys.executable, "manage.py", "sendworker", "--threads", "4"])
-    else:
-        for n in range(8):
-            procs.start(
-                f"rq-worker-{n}",
-                [
-                    sys.executable,
-                    "manage.py",
-                    "rqworker",
-                    "--worker-class",
-                    "rq.SimpleWorker",
-                    "--job-class",
-                    "django_tasks_rq.Job",
-                    "send",
-                    "media",
-                    "default",
-                ],
-            )
+        return [
+            procs.start(f"db-{phase}-worker-{n}", [sys.executable, "manage.py", "sendworker", "--threads", "4"])
+            for n in range(2)
+        ]
+    return [
+        procs.start(
+            f"rq-{phase}-worker-{n}",
+            [
+                sys.executable,
+                "manage.py",
+                "rqworker",
+                "--worker-class",
+                "rq.SimpleWorker",
+                "--job-class",
+                "django_tasks_rq.Job",
+                "send",
+                "media",
+                "default",
+            ],
+        )
+        for n in range(8)
+    ]
 
 
 def noop_done(backend, count):
@@ -307,70 +315,89 @@ def measure(backend, args, procs):
     from django.db import connection
 
     from bench.tasks_noop import noop
-    from wechat import outbound, window
-    from wechat.models import Contact, OfficialAccount, OutboundMessage
+    from wechat.models import OfficialAccount, OutboundMessage
     from wechat.sandbox import follower as wx
 
     result = {}
-    # 1. queue overhead
-    task = noop
+    S = OutboundMessage.Status
+
+    # 1. queue overhead: enqueue N no-ops, then drain them (rate from the first
+    # completion to the last, so worker start-up is left out).
     started = time.perf_counter()
     for n in range(args.noops):
-        task.enqueue(n)
+        noop.enqueue(n)
     result["enqueue_per_s"] = args.noops / (time.perf_counter() - started)
-    started = time.perf_counter()
-    start_workers(backend, procs)
+    workers = start_workers(backend, procs, "noop")
+    wait_until(lambda: noop_done(backend, 1), "the first no-op")
+    first = time.perf_counter()
     wait_until(lambda: noop_done(backend, args.noops), "the no-op tasks")
-    # Includes worker start-up (the same for both: Django setup), so it is a floor.
-    result["noop_drain_per_s"] = args.noops / (time.perf_counter() - started)
+    result["noop_drain_per_s"] = (args.noops - 1) / (time.perf_counter() - first)
+    procs.stop(workers)
     log(backend, "no-ops", round(result["enqueue_per_s"]), "enqueued/s", round(result["noop_drain_per_s"]), "drained/s")
 
-    # 2. real deliveries while the workers run
     account = OfficialAccount.objects.create(appid=APPID, name="任务压测", token="t", app_secret="bench-app-secret")
-    followers = []
-    for n in range(args.messages // 5 + args.idle):
-        openid = f"o_tasks_{n:04d}"
-        wx.act(account, openid, "text", content="在吗", deliver=False)  # the sandbox's own window book
+    backlog = followers(account, "backlog", args.messages // 5)
+    paced = followers(account, "paced", args.paced)
+
+    # 2. a backlog: F followers × 5 messages queued with no worker running,
+    # then drained by the workers (rate from the ledger's own timestamps).
+    started = time.perf_counter()
+    for k in range(5):
+        for contact in backlog:
+            queue(account, contact, f"{contact.openid}-{k}")
+    result["queue_per_s"] = args.messages / (time.perf_counter() - started)
+    workers = start_workers(backend, procs, "backlog")
+    sent = OutboundMessage.objects.filter(contact__in=backlog, status=S.SENT)
+    wait_until(lambda: sent.count() >= args.messages, "the backlog")
+    span = sent.order_by("-sent_at")[0].sent_at - sent.order_by("claimed_at")[0].claimed_at
+    result["drain_per_s"] = args.messages / span.total_seconds()
+    contents = [p["content"] for p in wx.delivered(account).values_list("payload", flat=True)]
+    result["exactly_once"] = len(contents) == args.messages and len(set(contents)) == args.messages
+    log(backend, "backlog drained at", round(result["drain_per_s"], 1), "/s; exactly once:", result["exactly_once"])
+
+    # 3. latency at a steady offered load: one message every 1/rate s
+    # (open loop), each to a follower of its own, workers idle in between.
+    time.sleep(1)
+    ids = []
+    interval = 1 / args.rate
+    next_at = time.perf_counter()
+    for contact in paced:
+        time.sleep(max(0.0, next_at - time.perf_counter()))
+        next_at += interval
+        ids.append(queue(account, contact, "paced").pk)
+    done = OutboundMessage.objects.filter(pk__in=ids, status=S.SENT)
+    wait_until(lambda: done.count() == len(ids), "the paced sends")
+    lat = sorted((m.sent_at - m.created_at).total_seconds() for m in done)
+    result["paced_p50"] = statistics.median(lat)
+    result["paced_p90"] = lat[max(0, int(len(lat) * 0.9) - 1)]
+    result["paced_max"] = lat[-1]
+    log(backend, "paced", args.rate, "/s: p50", round(result["paced_p50"], 3), "p90", round(result["paced_p90"], 3))
+    procs.stop(workers)
+    connection.close()
+    return result
+
+
+def followers(account, name, count):
+    """Followers who just wrote: the console's window and the sandbox's own window book both open."""
+    from wechat import window
+    from wechat.models import Contact
+    from wechat.sandbox import follower as wx
+
+    made = []
+    for n in range(count):
+        openid = f"o_{name}_{n:04d}"
+        wx.act(account, openid, "text", content="在吗", deliver=False)
         contact = Contact.objects.create(account=account, openid=openid)
         contact.set_window_state(window.apply_action(contact.window_state(), msg_type="text", event="", at=_now()))
         contact.save()
-        followers.append(contact)
-    batch = followers[: args.messages // 5]
-    started = time.perf_counter()
-    for k in range(5):
-        for contact in batch:
-            outbound.queue_message(
-                account=account, contact=contact, msgtype="text", data={"content": f"{contact.openid}-{k}"}
-            )
-    queued_in = time.perf_counter() - started
-    result["queue_per_s"] = args.messages / queued_in
-    sent = OutboundMessage.objects.filter(status=OutboundMessage.Status.SENT)
-    wait_until(lambda: sent.count() >= args.messages, "the deliveries")
-    result["deliver_per_s"] = args.messages / (time.perf_counter() - started)
-    lat = sorted((m.sent_at - m.created_at).total_seconds() for m in sent)
-    result["backlog_p50"] = statistics.median(lat)
-    result["backlog_p99"] = lat[int(len(lat) * 0.99) - 1]
-    delivered = list(wx.delivered(account).values_list("payload", flat=True))
-    contents = [p["content"] for p in delivered]
-    result["exactly_once"] = len(contents) == args.messages and len(set(contents)) == args.messages
-    log(backend, "deliveries", round(result["deliver_per_s"], 1), "/s; exactly once:", result["exactly_once"])
+        made.append(contact)
+    return made
 
-    # 3. idle latency
-    time.sleep(2)
-    ids = []
-    for contact in followers[args.messages // 5 :]:
-        ids.append(
-            outbound.queue_message(account=account, contact=contact, msgtype="text", data={"content": "idle"}).pk
-        )
-        time.sleep(0.25)
-    idle = OutboundMessage.objects.filter(pk__in=ids, status=OutboundMessage.Status.SENT)
-    wait_until(lambda: idle.count() == len(ids), "the idle sends")
-    lat = sorted((m.sent_at - m.created_at).total_seconds() for m in idle)
-    result["idle_p50"] = statistics.median(lat)
-    result["idle_p90"] = lat[int(len(lat) * 0.9) - 1]
-    log(backend, "idle p50", round(result["idle_p50"], 3), "p90", round(result["idle_p90"], 3))
-    connection.close()
-    return result
+
+def queue(account, contact, content):
+    from wechat import outbound
+
+    return outbound.queue_message(account=account, contact=contact, msgtype="text", data={"content": content})
 
 
 def _now():
