@@ -200,3 +200,17 @@ def test_a_refused_upload_keeps_the_entry_and_says_why(wechat, admin_client, acc
     admin_client.post(CHANGELIST, {"action": "reupload", ACTION_CHECKBOX_NAME: [item.pk]})
     item.refresh_from_db()
     assert item.media_id and item.last_error == ""
+
+
+def test_deleting_media_in_bulk_is_audited_per_item(admin_client, admin_user, account, media_root):
+    first, second = asset(account, "一号", media_id="M1"), asset(account, "二号", media_id="M2")
+    response = admin_client.post(
+        CHANGELIST, {"action": "delete_selected", "post": "yes", ACTION_CHECKBOX_NAME: [first.pk, second.pk]}
+    )
+    assert response.status_code == 302
+    assert not MediaAsset.objects.exists()
+    entries = AuditLog.objects.filter(action="media.delete").order_by("object_id")
+    assert [(e.object_id, e.data["media_id"], e.actor) for e in entries] == [
+        (str(first.pk), "M1", admin_user),
+        (str(second.pk), "M2", admin_user),
+    ]
