@@ -131,10 +131,26 @@ def queue_message(
             kind="outbound",
             data=_event_data(message),
         )
-        run_after = None if immediate else send_at
-        transaction.on_commit(lambda: _enqueue_delivery(contact.pk, run_after))
+        if not immediate or not _backlog_ahead(message, now):
+            run_after = None if immediate else send_at
+            transaction.on_commit(lambda: _enqueue_delivery(contact.pk, run_after))
     contact.set_window_state(state)
     return message
+
+
+def _backlog_ahead(message, now):
+    """Is an earlier due message of this follower still queued? Then its task delivers this one too.
+
+    Under the Contact lock this is exact: the task that will claim the
+    earlier message claims after this transaction commits, and goes on with
+    the follower's next due message — this one (see `deliver_due`). A task
+    lost on the way is the sweeper's business, as for any message.
+    """
+    return (
+        OutboundMessage.objects.filter(contact_id=message.contact_id, status=S.QUEUED, send_at__lte=now)
+        .exclude(pk=message.pk)
+        .exists()
+    )
 
 
 def cancel_message(*, message, actor=None):

@@ -199,3 +199,12 @@ def test_typing_is_requested_at_most_once_per_fifteen_seconds(account, follower,
 
 def test_typing_is_not_requested_when_the_window_is_closed(account, stranger):
     assert outbound.notify_typing(contact=stranger) is False
+
+
+def test_a_message_behind_a_queued_one_rides_on_its_task(account, follower, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        queue(account, follower, "一")
+        queue(account, follower, "二")
+        queue(account, follower, "稍后", send_at=timezone.now() + timedelta(minutes=1))
+    # One task for the backlog (its loop delivers both in order), one for the scheduled send.
+    assert DBTaskResult.objects.count() == 2
