@@ -14,15 +14,6 @@ from tests.admin.conftest import open_window, outbound
 from wechat import errors
 from wechat.models import OutboundMessage
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts"
 
