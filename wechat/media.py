@@ -108,6 +108,32 @@ def fetch_inbound(*, inbound_id):
     return InboundMessage.MediaStatus.FETCHED
 
 
+# A pending download whose task died with its worker (kill -9 leaves the
+# task row RUNNING for ever) is re-enqueued after this long.
+STALE_FETCH = timedelta(minutes=2)
+
+
+def sweep(*, now=None, batch=100):
+    """Re-enqueue pending inbound downloads that have no task waiting. Returns how many."""
+    from django_tasks_db.models import DBTaskResult
+
+    from wechat import tasks
+
+    now = now or timezone.now()
+    stale = InboundMessage.objects.filter(
+        media_status=InboundMessage.MediaStatus.PENDING, received_at__lte=now - STALE_FETCH
+    )
+    count = 0
+    for inbound_id in list(stale.values_list("pk", flat=True)[:batch]):
+        waiting = DBTaskResult.objects.filter(
+            status="READY", task_path=tasks.fetch_media.module_path, args_kwargs__kwargs__inbound_id=inbound_id
+        ).exists()
+        if not waiting:
+            enqueue_fetch(inbound_id)
+            count += 1
+    return count
+
+
 def _download(message):
     # §8.1: errors come back as JSON with HTTP 200; video comes back as JSON {"video_url": …}.
     reply = client.call(

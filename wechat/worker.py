@@ -3,8 +3,9 @@
 Each thread runs django-tasks-db's own `Worker` loop (claim a task row, run
 it, record the result), so several sends are in flight at once — WeChat
 answers in 50–200 ms, and the threads spend that time waiting on the network.
-The main thread runs the ledger sweeper (`outbound.sweep`) and owns the
-signals: SIGTERM/SIGINT let every thread finish the task in hand and stop;
+The main thread runs the sweepers — the ledger's (`outbound.sweep`), the
+inbound media downloads' (`media.sweep`), an hourly prune of old finished task
+rows — and owns the signals: SIGTERM/SIGINT let every thread finish the task in hand and stop;
 a second signal exits at once (in-flight rows then become `unknown` when their
 lease runs out — never resent blindly).
 """
@@ -14,15 +15,21 @@ import os
 import signal
 import socket
 import threading
+import time
+from datetime import timedelta
 
 from django.db import close_old_connections, connection
+from django.utils import timezone
 from django_tasks_db.management.commands.db_worker import Worker
 
-from wechat import client, outbound
+from wechat import client, media, outbound
 
 log = logging.getLogger("wechat.worker")
 
 DEFAULT_QUEUES = ("send", "media", "default")
+PRUNE_EVERY = 3600  # seconds
+KEEP_SUCCESSFUL = timedelta(days=1)
+KEEP_FAILED = timedelta(days=7)
 
 
 class _ThreadWorker(Worker):
@@ -45,6 +52,7 @@ class SendWorker:
         self._workers = []
         self._threads = []
         self.id = f"{socket.gethostname()}:{os.getpid()}"
+        self._pruned_at = float("-inf")
 
     def run(self):
         """Start the threads, sweep until asked to stop, then wait for the threads."""
@@ -100,7 +108,23 @@ class SendWorker:
 
     def _sweep(self):
         close_old_connections()
-        try:
-            outbound.sweep()
-        except Exception:  # the next sweep tries again
-            log.exception("sweep failed")
+        for name, job in (("ledger", outbound.sweep), ("media", media.sweep), ("tasks", self._prune)):
+            try:
+                job()
+            except Exception:  # the next sweep tries again
+                log.exception("%s sweep failed", name)
+
+    def _prune(self):
+        """Finished task rows are bookkeeping (the ledger is the record): drop old ones, hourly."""
+        now = time.monotonic()
+        if now - self._pruned_at < PRUNE_EVERY:
+            return
+        self._pruned_at = now
+        from django_tasks_db.models import DBTaskResult
+
+        cutoff = timezone.now()
+        done = DBTaskResult.objects.filter(queue_name__in=self.queues)
+        deleted, _ = done.successful().filter(finished_at__lte=cutoff - KEEP_SUCCESSFUL).delete()
+        failed, _ = done.failed().filter(finished_at__lte=cutoff - KEEP_FAILED).delete()
+        if deleted or failed:
+            log.info("pruned %s finished and %s failed task rows", deleted, failed)
