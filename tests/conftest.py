@@ -118,3 +118,25 @@ def browser():
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield launched
         launched.close()
+
+
+def pytest_collection_modifyitems(items):
+    """Every transactional test restores the migrated database afterwards.
+
+    A plain transactional test flushes the tables at teardown and Django then
+    re-creates content types and permissions under new ids but not the rows of
+    data migrations (the role groups). A later test with serialized rollback
+    would then collide on those content types. Serialized rollback everywhere
+    keeps one consistent state: the database as migrated, groups and role
+    permissions included.
+    """
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        fixtures = getattr(item, "fixturenames", ())
+        transactional = "transactional_db" in fixtures or "live_server" in fixtures
+        if marker is not None:
+            transactional = transactional or marker.kwargs.get("transaction") or (marker.args and marker.args[0])
+        if transactional:
+            kwargs = dict(marker.kwargs) if marker is not None else {}
+            kwargs.update(transaction=True, serialized_rollback=True)
+            item.add_marker(pytest.mark.django_db(**kwargs))
