@@ -25,6 +25,14 @@ class Command(BaseCommand):
         unknown = set(queue_names) - set(settings.TASKS["default"].get("QUEUES", queue_names))
         if unknown:
             raise CommandError(f"unknown queue(s): {', '.join(sorted(unknown))}")
+        # A lease shorter than one bounded call (token refresh + send) would
+        # let the sweeper call a healthy in-flight send unknown.
+        bound = 2 * (settings.WECHAT_CONNECT_TIMEOUT + settings.WECHAT_READ_TIMEOUT)
+        if bound >= settings.SEND_LEASE_SECONDS:
+            self.stderr.write(
+                f"warning: SEND_LEASE_SECONDS={settings.SEND_LEASE_SECONDS} is not above {bound:g} s "
+                "(2 × connect + read timeout); slow sends may be marked unknown"
+            )
         worker = SendWorker(threads=threads, queues=queue_names, interval=interval, sweep_interval=sweep_interval)
         worker.install_signals()
         self.stdout.write(f"sendworker {worker.id}: {threads} threads, queues {','.join(queue_names)}")
