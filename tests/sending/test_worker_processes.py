@@ -213,7 +213,7 @@ def test_two_workers_never_send_a_message_twice_and_keep_each_followers_order(ac
             for n in range(5)
         ]
     total = sum(len(ids) for ids in queued.values())
-    wait_until(lambda: OutboundMessage.objects.filter(status=S.SENT).count() == total, timeout=90, what="every send")
+    wait_until(lambda: OutboundMessage.objects.filter(status=S.SENT).count() == total, timeout=180, what="every send")
     delivered = list(wx.delivered(account))
     contents = [m.payload["content"] for m in delivered]
     assert len(contents) == total and len(set(contents)) == total
