@@ -40,8 +40,12 @@ def test_a_reset_fault_drops_the_connection_before_the_request_is_read(server, a
     wx.inject_fault("reset", endpoint=SEND)
     with pytest.raises(requests.ConnectionError) as raised:
         send(server, token)
-    # A RST, not an orderly close: the client's socket read fails with ECONNRESET.
-    assert "reset" in str(raised.value).lower()
+    # The connection dies with no answer at all: normally a RST (ECONNRESET);
+    # on a loaded machine the client may read the close first and report
+    # "closed connection without response". Either way no status line came.
+    message = str(raised.value).lower()
+    assert "reset" in message or "without response" in message
+    assert not isinstance(raised.value, requests.ReadTimeout)
     # Nothing was delivered; the next call goes through.
     assert not wx.delivered(account).exists()
     assert send(server, token).json()["errcode"] == 0
