@@ -7,6 +7,7 @@ and bounded counts for the tab badges. Nothing here issues a query per row.
 """
 
 import itertools
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -26,7 +27,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Greatest
 
 from inbox.models import Activity, ReadMarker
-from wechat.models import Conversation, InboundMessage, MediaAsset, OutboundMessage
+from wechat.models import Contact, Conversation, InboundMessage, MediaAsset, OutboundMessage
 
 TABS = ("mine", "unassigned", "all")
 STATUSES = tuple(Conversation.Status.values)
@@ -35,6 +36,7 @@ PAGE_SIZE = 30
 # Tab badges show "99+" beyond this; counting further would scan a big queue.
 BADGE_CAP = 99
 TIMELINE_LIMIT = 200
+_OPENID = re.compile(r"[A-Za-z0-9_-]{6,64}")
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,10 @@ def base_queryset(*, user, account_ids, params, now):
         qs = qs.filter(assignee__isnull=True)
     qs = qs.filter(status=params.status)
     if params.q:
+        if _OPENID.fullmatch(params.q) and Contact.objects.filter(account_id__in=account_ids, openid=params.q).exists():
+            # An exact OpenID (pasted from a log or a colleague): one index
+            # lookup instead of a text scan over every message.
+            return qs.filter(contact__openid=params.q)
         qs = qs.filter(_search(params.q))
     return qs
 
@@ -143,30 +149,49 @@ def conversation_page(*, user, account_ids, params, now, page_size=PAGE_SIZE):
         .annotate(read_to=_read_to(user))
         .annotate(unread=_unread_count())
     )
-    key_field, order, null_last, desc = _ordering(params.sort)
-    if params.sort == "closing":
-        qs = qs.annotate(closes_at=window_closes_at(now))
-    qs = qs.order_by(*order)
     cursor = _parse_cursor(params.cursor)
-    if cursor is not None:
-        qs = qs.filter(_after(key_field, cursor, desc=desc, null_last=null_last))
-    rows = list(qs[: page_size + 1])
+    if params.sort == "recent":
+        qs = qs.order_by("-last_message_at", "-id")
+        if cursor is not None and cursor[0] is not None:
+            value, pk = cursor
+            # A range the index can seek to, minus the ties already shown.
+            qs = qs.filter(Q(last_message_at__lte=value) & ~Q(last_message_at=value, id__gte=pk))
+        rows = list(qs[: page_size + 1])
+        key = "last_message_at"
+    else:
+        key = "closes_at" if params.sort == "closing" else "waiting_since"
+        if key == "closes_at":
+            qs = qs.annotate(closes_at=window_closes_at(now))
+        rows = _nulls_last_page(qs, key, cursor, page_size + 1)
     next_cursor = ""
     if len(rows) > page_size:
         rows = rows[:page_size]
         last = rows[-1]
-        next_cursor = _make_cursor(getattr(last, key_field), last.pk)
+        next_cursor = _make_cursor(getattr(last, key), last.pk)
     return Page(rows, next_cursor)
 
 
-def _ordering(sort):
-    """(key field, order_by, nulls last?, descending?) for each sort."""
-    if sort == "recent":
-        return "last_message_at", ["-last_message_at", "-id"], False, True
-    if sort == "closing":
-        return "closes_at", [F("closes_at").asc(nulls_last=True), "id"], True, False
-    # Waiting longest first: the index (status, waiting_since) serves this.
-    return "waiting_since", [F("waiting_since").asc(nulls_last=True), "id"], True, False
+def _nulls_last_page(qs, key, cursor, limit):
+    """Ascending on `key`, rows without a value after all others, in two index-friendly reads.
+
+    `ORDER BY … NULLS LAST` is emulated on SQLite with an expression that no
+    index serves (a sort of the whole tab); two plain ascending reads are
+    served by the (status, waiting_since) index on both databases.
+    """
+    rows = []
+    in_null_tail = cursor is not None and cursor[0] is None
+    if not in_null_tail:
+        valued = qs.filter(**{f"{key}__isnull": False}).order_by(key, "id")
+        if cursor is not None:
+            value, pk = cursor
+            valued = valued.filter(Q(**{f"{key}__gte": value}) & ~Q(**{key: value, "id__lte": pk}))
+        rows = list(valued[:limit])
+    if len(rows) < limit:
+        tail = qs.filter(**{f"{key}__isnull": True}).order_by("id")
+        if in_null_tail:
+            tail = tail.filter(id__gt=cursor[1])
+        rows += list(tail[: limit - len(rows)])
+    return rows
 
 
 def _make_cursor(value, pk):
@@ -185,20 +210,6 @@ def _parse_cursor(raw):
     if value is not None and value.tzinfo is None:
         return None
     return value, pk
-
-
-def _after(field, cursor, *, desc, null_last):
-    """Rows strictly after (value, pk) in the list's order."""
-    value, pk = cursor
-    if value is None:
-        # Already in the NULL tail: only later ids of the tail remain.
-        return Q(**{f"{field}__isnull": True, "id__gt": pk})
-    if desc:
-        return Q(**{f"{field}__lt": value}) | Q(**{field: value, "id__lt": pk})
-    after = Q(**{f"{field}__gt": value}) | Q(**{field: value, "id__gt": pk})
-    if null_last:
-        after |= Q(**{f"{field}__isnull": True})
-    return after
 
 
 def _unread_exists(user):
