@@ -74,6 +74,8 @@ def test_search_by_remark_openid_and_message_text(client, account, agent, three)
     assert "o_theirs" in rows(client, tab="all", q="张先生")["html"]
     found = rows(client, tab="all", q="o_mi")["html"]
     assert "o_mine" in found and "o_nobody" not in found
+    exact = rows(client, tab="all", q="o_theirs")["html"]  # an exact OpenID: the index path
+    assert "o_theirs" in exact and "o_mine" not in exact
     found = rows(client, tab="all", q="发票")["html"]
     assert "o_nobody" in found and "o_mine" not in found
 
