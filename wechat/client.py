@@ -94,8 +94,11 @@ def session():
     return _session
 
 
+_HOST = socket.gethostname()
+
+
 def worker_name():
-    return f"{socket.gethostname()}:{os.getpid()}:{threading.current_thread().name}"[:128]
+    return f"{_HOST}:{os.getpid()}:{threading.current_thread().name}"[:128]
 
 
 def parse_rid(errmsg):

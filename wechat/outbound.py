@@ -280,8 +280,17 @@ def claim_next(*, contact_id, worker, now=None):
     # Most delivery tasks find nothing to do (each queued message brings one,
     # and the first delivers the follower's whole backlog): answer those
     # without taking a lock — on SQLite that lock is the database's.
-    waiting = OutboundMessage.objects.filter(contact_id=contact_id, status=S.QUEUED, send_at__lte=now)
-    if not waiting.exists() or OutboundMessage.objects.filter(contact_id=contact_id, status=S.SENDING).exists():
+    ours = OutboundMessage.objects.filter(contact_id=OuterRef("pk"))
+    state = (
+        Contact.objects.filter(pk=contact_id)
+        .annotate(
+            waiting=Exists(ours.filter(status=S.QUEUED, send_at__lte=now)),
+            in_flight=Exists(ours.filter(status=S.SENDING)),
+        )
+        .values_list("waiting", "in_flight")
+        .first()
+    )
+    if state is None or not state[0] or state[1]:
         return None
     with transaction.atomic():
         # The Contact row lock serialises claims for one follower across
