@@ -16,6 +16,7 @@ Redis drivers can quote a DSN or URL with a password in it.
 import asyncio
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -25,6 +26,10 @@ from django.utils import timezone
 from config.logging import redact
 
 DB_ALIAS = "default"
+# Threads of the probes' own: a probe stuck on a database that does not answer
+# (until its connect timeout) must not take a thread from the event loop's
+# default executor, which asyncio also uses for DNS look-ups.
+_EXECUTOR = ThreadPoolExecutor(max_workers=4, thread_name_prefix="healthz")
 
 
 def scrub(text):
@@ -84,10 +89,14 @@ async def _channel_layer():
     return {"backend": type(layer).__name__}
 
 
+def _in_thread(probe):
+    return lambda: asyncio.get_running_loop().run_in_executor(_EXECUTOR, probe)
+
+
 PROBES = {
-    "database": lambda: asyncio.to_thread(_database),
+    "database": _in_thread(_database),
     "channel_layer": _channel_layer,
-    "queue": lambda: asyncio.to_thread(_queue),
+    "queue": _in_thread(_queue),
 }
 
 
