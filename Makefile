@@ -54,7 +54,7 @@ test-sqlite: $(STAMP)
 
 test-postgres: $(STAMP)
 	@echo "=== suite on PostgreSQL + Redis ==="
-	@trap 'scripts/services.sh stop' EXIT; \
+	@trap 'scripts/services.sh stop $$KEFU_SERVICES_STARTED' EXIT; \
 	out=$$(scripts/services.sh start) || { echo "could not start PostgreSQL / Redis (see var/services/*.log)"; exit 1; }; \
 	eval "$$out"; \
 	env $(TEST_ENV) DATABASE_URL=$$DATABASE_URL REDIS_URL=$$REDIS_URL $(PY) -m pytest -m "not browser" $(PYTEST_ARGS) && \

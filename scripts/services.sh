@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Throwaway PostgreSQL and Redis on loopback for the test suite.
 #   scripts/services.sh start   → prints export lines (DATABASE_URL, REDIS_URL, …)
-#   scripts/services.sh stop
+#   scripts/services.sh stop [pg,redis|none]   (default: both)
 # State lives in var/services/; nothing outside the checkout is touched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +23,8 @@ as_pg() {
 }
 
 start() {
+  # What this call started (and so what the caller may stop): pg,redis.
+  local started=""
   mkdir -p "$STATE"
   local bin; bin=$(pg_bin)
   if [ ! -f "$STATE/pg/PG_VERSION" ]; then
@@ -45,18 +47,24 @@ start() {
   echo "export DATABASE_URL=postgres://postgres@127.0.0.1:$PG_PORT/kefu"
   echo "export REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0"
   echo "export KEFU_PG_BIN=$bin KEFU_PG_DATA=$STATE/pg KEFU_PG_PORT=$PG_PORT KEFU_REDIS_PORT=$REDIS_PORT"
+  echo "export KEFU_SERVICES_STARTED=${started:-none}"
 }
 
 stop() {
+  # `stop` stops both; `stop pg`, `stop redis`, `stop pg,redis` or `stop none`
+  # (KEFU_SERVICES_STARTED from `start`) stop only what a caller started.
+  local which="${1:-pg,redis}"
   local bin; bin=$(pg_bin)
-  if [ -f "$STATE/pg/PG_VERSION" ]; then
+  if [[ ",$which," == *",pg,"* ]] && [ -f "$STATE/pg/PG_VERSION" ]; then
     as_pg "$bin/pg_ctl" -D "$STATE/pg" -m fast -w stop >/dev/null 2>&1 || true
   fi
-  redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+  if [[ ",$which," == *",redis,"* ]]; then
+    redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+  fi
 }
 
 case "${1:-}" in
   start) start ;;
-  stop) stop ;;
-  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+  stop) stop "${2:-}" ;;
+  *) echo "usage: $0 start | stop [pg,redis|none]" >&2; exit 2 ;;
 esac
