@@ -40,6 +40,7 @@ export class Live {
   }
 
   connect() {
+    if (this.stopped) return;
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const ws = new WebSocket(`${scheme}://${location.host}${this.socketPath}`);
     this.ws = ws;
@@ -109,7 +110,14 @@ export class Live {
     const after = Math.max(0, this.cursor - OVERLAP);
     try {
       const response = await fetch(`${this.updatesUrl}?after=${after}`, { headers: { Accept: "application/json" } });
-      if (response.redirected || !response.ok) return;
+      if (response.redirected && new URL(response.url).pathname.startsWith("/accounts/login/")) {
+        // Logged out (or the session expired): stop knocking and say so.
+        this.stopped = true;
+        if (this.ws) this.ws.close();
+        this.onState("refused");
+        return;
+      }
+      if (!response.ok) return;
       const body = await response.json();
       body.updates.forEach((update) => this.deliver(update, true));
     } catch (error) {
