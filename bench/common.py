@@ -60,7 +60,7 @@ class Server:
 
     def start(self, timeout=60):
         VAR.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 — closed in stop()
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 — closed in stop()
         self.proc = subprocess.Popen(
             self.cmd, env=self.env, cwd=self.cwd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )

@@ -188,11 +188,21 @@ def sendworker_section(s):
         "",
         f"Targets: ≥ 200 sends/s per worker process {_verdict(ok)}; zero duplicates {_verdict(s['duplicates'] == 0)}.",
         "",
+        f"HTTP statuses the worker got: {s.get('http_statuses', {})}; reasons of the failed rows: "
+        f"{s.get('failure_reasons', {}) or 'none'}; the sandbox's database refused a connection "
+        f"(`too many clients`) {s.get('sandbox_db_refusals', 0)} times.",
+        "",
         "**Cause and plan when the rate is missed.** Compare the median call time with the injected latency: "
         "when it is far above it, the calls queue in the sandbox (a full Django view with several database "
         "writes per call, sharing the two cores with the worker and PostgreSQL), and the worker is waiting, not "
         "working. Also `wechat.client` sizes its connection pool below the thread count (the worker logs "
-        "`Connection pool is full, discarding connection`), so calls beyond the pool reconnect. Plan: pool "
+        "`Connection pool is full, discarding connection`), so calls beyond the pool reconnect. A 500 from the sandbox with `too many clients` is PostgreSQL's "
+        "`max_connections` (200, shared with every engineer's test run) running out: under uvicorn each "
+        "request to a *Django view* runs in a thread of its own, and with `CONN_MAX_AGE=None` every such "
+        "thread opens and keeps a connection until it is garbage-collected — Django's docs say to turn "
+        'persistent connections off under ASGI and use a pool (`OPTIONS: {"pool": True}`, psycopg-pool). '
+        "The webhook fast path is not affected (a bounded thread pool, one connection per thread). Plan: "
+        "connection pool in settings (lead's file); pool "
         "size = worker threads; run the sandbox pinned away from the worker (or on another host) to measure the "
         "worker alone; then profile the per-send ledger writes (claim, settle, SendLog) in the worker.",
         "",

@@ -83,6 +83,7 @@ def run(urls, *, follower_count=400, per_contact=5, threads=32, latency_ms=100, 
         peak = worker.peak_rss_mb()
         sandbox_peak = sandbox.peak_rss_mb()
         worker.stop()
+    sandbox_log = sandbox.log_path.read_text(errors="replace")
     rows = OutboundMessage.objects.filter(pk__in=ids)
     statuses = {s: rows.filter(status=s).count() for s in ("sent", "queued", "sending", "failed", "unknown")}
     sent = list(rows.filter(status="sent").order_by("sent_at").values_list("sent_at", flat=True))
@@ -102,6 +103,11 @@ def run(urls, *, follower_count=400, per_contact=5, threads=32, latency_ms=100, 
         # What each call took as the worker saw it: injected latency plus the
         # sandbox's own time (and its queueing when it cannot keep up).
         "call_ms_median": _median(SendLog.objects.filter(endpoint__startswith=SEND), "latency_ms"),
+        "http_statuses": _counts(SendLog.objects.filter(endpoint__startswith=SEND), "http_status"),
+        "failure_reasons": _counts(rows.filter(status="failed"), "reason"),
+        # PostgreSQL refusing connections ("too many clients") makes the
+        # sandbox answer 500: a property of the shared server, not of WeChat.
+        "sandbox_db_refusals": sandbox_log.count("too many clients"),
         "worker_peak_rss_mb": peak,
         "sandbox_peak_rss_mb": sandbox_peak,
     }
@@ -115,3 +121,10 @@ def run(urls, *, follower_count=400, per_contact=5, threads=32, latency_ms=100, 
 def _median(qs, field):
     values = sorted(v for v in qs.values_list(field, flat=True) if v is not None)
     return values[len(values) // 2] if values else None
+
+
+def _counts(qs, field):
+    from django.db.models import Count
+
+    rows = qs.values(field).annotate(n=Count("id")).order_by("-n")[:5]
+    return {str(r[field]): r["n"] for r in rows}

@@ -106,6 +106,9 @@ def main():
     parser.add_argument("--paced", type=int, default=40, help="messages sent at a steady rate")
     parser.add_argument("--rate", type=float, default=4.0, help="offered load of the paced case, msg/s")
     parser.add_argument("--backends", default="db,rq")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="rounds in ABBA order (db rq rq db …), so drift on a shared box evens out"
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -115,7 +118,11 @@ def main():
     database_url, redis_url = start_services()
     base = database_url.rsplit("/", 1)[0]
     results = {}
-    for backend in args.backends.split(","):
+    backends = args.backends.split(",")
+    order = []
+    for n in range(args.rounds):
+        order += backends if n % 2 == 0 else backends[::-1]
+    for backend in order:
         log(f"--- {backend}")
         env = {
             **os.environ,
@@ -142,11 +149,12 @@ def main():
         lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
         if done.returncode != 0 or not lines:
             sys.exit(f"{backend} run failed (exit {done.returncode}); logs in {LOGS}")
-        results[backend] = json.loads(lines[-1][len("RESULT ") :])
+        results.setdefault(backend, []).append(json.loads(lines[-1][len("RESULT ") :]))
     report(results, args)
 
 
 def report(results, args):
+    """Median of each backend's rounds, the rounds themselves in brackets, and the ratio of the medians."""
     print()
     print(f"versions: {json.dumps(versions())}")
     print(f"machine: {os.cpu_count()} cores, shared layout (workers, sandbox and PostgreSQL on the same cores)")
@@ -159,21 +167,22 @@ def report(results, args):
         ("queued→sent p50 at a steady load, s", "paced_p50", "{:.3f}"),
         ("queued→sent p90 at a steady load, s", "paced_p90", "{:.3f}"),
         ("queued→sent max at a steady load, s", "paced_max", "{:.3f}"),
-        ("sent exactly once", "exactly_once", "{}"),
     ]
     names = list(results)
-    print("| measure | " + " | ".join(names) + (" | rq / db |" if names == ["db", "rq"] else " |"))
-    print("|---|" + "---|" * (len(names) + (1 if names == ["db", "rq"] else 0)))
+    pair = names == ["db", "rq"]
+    print("| measure | " + " | ".join(names) + (" | rq / db |" if pair else " |"))
+    print("|---|" + "---|" * (len(names) + (1 if pair else 0)))
     for label, key, fmt in rows:
-        cells = [fmt.format(results[n][key]) for n in names]
-        ratio = ""
-        if names == ["db", "rq"] and isinstance(results["db"][key], float) and results["db"][key]:
-            ratio = f" {results['rq'][key] / results['db'][key]:.2f} |"
-        elif names == ["db", "rq"]:
-            ratio = " |"
+        medians = {n: statistics.median(r[key] for r in results[n]) for n in names}
+        cells = [fmt.format(medians[n]) + " (" + ", ".join(fmt.format(r[key]) for r in results[n]) + ")" for n in names]
+        ratio = f" {medians['rq'] / medians['db']:.2f} |" if pair and medians["db"] else (" |" if pair else "")
         print(f"| {label} | " + " | ".join(cells) + " |" + ratio)
+    once = {n: all(r["exactly_once"] for r in results[n]) for n in names}
+    print(
+        "| every message sent exactly once | " + " | ".join(str(once[n]) for n in names) + " |" + (" |" if pair else "")
+    )
     print()
-    print(f"messages={args.messages} noops={args.noops} paced={args.paced} at {args.rate:g}/s")
+    print(f"rounds={args.rounds} messages={args.messages} noops={args.noops} paced={args.paced} at {args.rate:g}/s")
 
 
 # --- one backend (runs in var/bench-tasks-venv) ---------------------------------------------
