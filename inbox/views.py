@@ -19,6 +19,7 @@ from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
@@ -269,8 +270,11 @@ def _answer(request, *, ok, error="", status=200, redirect_to=None, **extra):
         return JsonResponse({"ok": ok, "error": error, **extra}, status=status)
     if error:
         messages.error(request, error)
-    target = redirect_to or request.POST.get("next") or request.headers.get("Referer") or reverse("inbox:home")
-    if not target.startswith("/"):
+    target = redirect_to or request.POST.get("next") or request.headers.get("Referer") or ""
+    # Only back into this site ("//evil.example" starts with "/" too).
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         target = reverse("inbox:home")
     return HttpResponseRedirect(target)
 

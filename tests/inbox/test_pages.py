@@ -172,3 +172,14 @@ def test_the_remark_form_updates_the_follower(client, conversation, agent):
     )
     assert response.json() == {"ok": True, "error": "", "remark": "李阿姨"}
     assert "李阿姨" in client.get("/api/conversations/?tab=all").json()["html"]
+
+
+def test_a_plain_form_post_never_redirects_off_site(client, conversation, agent):
+    client.force_login(agent)
+    response = client.post(f"/contacts/{conversation.contact.pk}/remark/", {"remark": "王", "next": "//evil.example/x"})
+    assert response.status_code == 302
+    assert response["Location"] == "/"
+    response = client.post(
+        f"/contacts/{conversation.contact.pk}/remark/", {"remark": "王", "next": f"/c/{conversation.pk}/"}
+    )
+    assert response["Location"] == f"/c/{conversation.pk}/"
