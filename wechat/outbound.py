@@ -35,13 +35,13 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import OperationalError, close_old_connections, transaction
-from django.db.models import Exists, F, OuterRef, Q, Value
+from django.db import OperationalError, close_old_connections, connection, transaction
+from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from wechat import builders, client, errors, live, window
-from wechat.models import AuditLog, Contact, Conversation, MediaAsset, OutboundMessage
+from wechat.models import AuditLog, Contact, Conversation, MediaAsset, OfficialAccount, OutboundMessage
 
 log = logging.getLogger("wechat.outbound")
 
@@ -265,65 +265,85 @@ def deliver_due(*, contact_id, worker=None, limit=100):
     """Deliver a contact's due queued messages, oldest first, one at a time. Returns how many were handled."""
     worker = worker or client.worker_name()
     handled = 0
+    accounts = {}
     while handled < limit:
         message = claim_next(contact_id=contact_id, worker=worker)
         if message is None:
             break
+        if message.account_id not in accounts:
+            accounts[message.account_id] = OfficialAccount.objects.get(pk=message.account_id)
+        message.account = accounts[message.account_id]
         deliver(message, worker=worker)
         handled += 1
     return handled
 
 
+def _backlog_state(contact_id, now, *, lock=False):
+    """(a due message is queued, a message is in flight) for one follower, in one round trip.
+
+    Written as SQL: this runs several times per send and the ORM's query
+    compilation cost more CPU than the rest of a claim. With `lock`, the
+    Contact row is locked first (FOR UPDATE on PostgreSQL; SQLite's IMMEDIATE
+    transaction already holds the database write lock).
+    """
+    table = connection.ops.quote_name(OutboundMessage._meta.db_table)
+    contact_table = connection.ops.quote_name(Contact._meta.db_table)
+    for_update = " FOR UPDATE" if lock and connection.features.has_select_for_update else ""
+    # Only quoted table names are interpolated; every value is a parameter.
+    sql = "".join(
+        (
+            f"SELECT EXISTS(SELECT 1 FROM {table} WHERE contact_id = %s AND status = %s AND send_at <= %s), ",  # noqa: S608
+            f"EXISTS(SELECT 1 FROM {table} WHERE contact_id = %s AND status = %s) ",  # noqa: S608
+            f"FROM {contact_table} WHERE id = %s{for_update}",
+        )
+    )
+    send_at = connection.ops.adapt_datetimefield_value(now)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [contact_id, S.QUEUED, send_at, contact_id, S.SENDING, contact_id])
+        row = cursor.fetchone()
+    return (bool(row[0]), bool(row[1])) if row else (False, False)
+
+
 def claim_next(*, contact_id, worker, now=None):
-    """Claim the contact's oldest due queued message (queued → sending), or None."""
+    """Claim the contact's oldest due queued message (queued → sending), or None.
+
+    Under the Contact row lock the check "nothing in flight" and the update
+    form one step: every move into `sending` happens here, under that lock,
+    so two workers (or a duplicate task) can never have two messages of one
+    follower in flight — or claim the same message twice.
+    """
     now = now or timezone.now()
     # Most delivery tasks find nothing to do (each queued message brings one,
     # and the first delivers the follower's whole backlog): answer those
     # without taking a lock — on SQLite that lock is the database's.
-    ours = OutboundMessage.objects.filter(contact_id=OuterRef("pk"))
-    state = (
-        Contact.objects.filter(pk=contact_id)
-        .annotate(
-            waiting=Exists(ours.filter(status=S.QUEUED, send_at__lte=now)),
-            in_flight=Exists(ours.filter(status=S.SENDING)),
-        )
-        .values_list("waiting", "in_flight")
-        .first()
-    )
-    if state is None or not state[0] or state[1]:
+    waiting, in_flight = _backlog_state(contact_id, now)
+    if not waiting or in_flight:
         return None
     with transaction.atomic():
-        # The Contact row lock serialises claims for one follower across
-        # processes (PostgreSQL); on SQLite the IMMEDIATE transaction already
-        # holds the write lock.
-        if not Contact.objects.select_for_update().filter(pk=contact_id).exists():
+        waiting, in_flight = _backlog_state(contact_id, now, lock=True)
+        if not waiting or in_flight:
             return None
         head = (
             OutboundMessage.objects.filter(contact_id=contact_id, status=S.QUEUED, send_at__lte=now)
-            .select_related("account")
             .order_by("send_at", "id")
             .first()
         )
         if head is None or (head.next_attempt_at is not None and head.next_attempt_at > now):
             return None
-        in_flight = OutboundMessage.objects.filter(contact_id=OuterRef("contact_id"), status=S.SENDING)
-        claimed = (
-            OutboundMessage.objects.filter(pk=head.pk, status=S.QUEUED)
-            .exclude(Exists(in_flight))
-            .update(
-                status=S.SENDING,
-                worker=worker,
-                claimed_at=now,
-                lease_expires_at=now + timedelta(seconds=lease_seconds()),
-                attempts=F("attempts") + 1,
-                next_attempt_at=None,
-            )
+        lease_until = now + timedelta(seconds=lease_seconds())
+        claimed = OutboundMessage.objects.filter(pk=head.pk, status=S.QUEUED).update(
+            status=S.SENDING,
+            worker=worker,
+            claimed_at=now,
+            lease_expires_at=lease_until,
+            attempts=F("attempts") + 1,
+            next_attempt_at=None,
         )
         if not claimed:
             return None
         message = head
         message.status, message.worker, message.claimed_at = S.SENDING, worker, now
-        message.lease_expires_at = now + timedelta(seconds=lease_seconds())
+        message.lease_expires_at = lease_until
         message.attempts += 1
         message.next_attempt_at = None
         live.record(
