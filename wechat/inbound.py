@@ -32,8 +32,11 @@ def receive(*, account, push, raw_xml="", now=None):
     """Store `push` for `account` exactly once. Returns Received(message, duplicate)."""
     now = now or timezone.now()
     with transaction.atomic():
-        contact = _contact_for(account, push.from_user, now)
-        message = _insert(account, contact, push, raw_xml, now)
+        # One query in the common case: the follower's live conversation with
+        # its contact. Only a first push (or one after a resolve) needs more.
+        conversation = _live_conversation(account, push.from_user)
+        contact = conversation.contact if conversation else _contact_for(account, push.from_user, now)
+        message = _insert(account, contact, conversation, push, raw_xml, now)
         if message is None:
             OfficialAccount.objects.filter(pk=account.pk).update(duplicate_pushes=F("duplicate_pushes") + 1)
             log.info(
@@ -46,10 +49,12 @@ def receive(*, account, push, raw_xml="", now=None):
             )
             return Received(None, True)
         _update_contact(contact, push, now)
-        conversation = _conversation_for(account, contact, push, now)
+        if conversation is None:
+            conversation = _start_conversation(account, contact, push, now)
+            if conversation is not None:
+                message.conversation = conversation
+                InboundMessage.objects.filter(pk=message.pk).update(conversation=conversation)
         if conversation is not None:
-            message.conversation = conversation
-            InboundMessage.objects.filter(pk=message.pk).update(conversation=conversation)
             _touch_conversation(conversation, message, now)
         live.record(
             account_id=account.pk,
@@ -74,7 +79,17 @@ def _contact_for(account, openid, now):
         return Contact.objects.get(account=account, openid=openid)
 
 
-def _insert(account, contact, push, raw_xml, now):
+def _live_conversation(account, openid):
+    return (
+        Conversation.objects.select_related("contact")
+        .filter(contact__account=account, contact__openid=openid)
+        .exclude(status=Conversation.Status.RESOLVED)
+        .order_by("-id")
+        .first()
+    )
+
+
+def _insert(account, contact, conversation, push, raw_xml, now):
     media_id = getattr(push, "media_id", "") or ""
     pending = push.msg_type in MEDIA_TYPES and bool(media_id)
     try:
@@ -83,6 +98,7 @@ def _insert(account, contact, push, raw_xml, now):
             return InboundMessage.objects.create(
                 account=account,
                 contact=contact,
+                conversation=conversation,
                 msg_type=push.msg_type,
                 event=push.event,
                 msg_id=push.msg_id,
@@ -127,15 +143,7 @@ def _update_contact(contact, push, now):
     contact.save(update_fields=fields)
 
 
-def _conversation_for(account, contact, push, now):
-    live_conv = (
-        Conversation.objects.filter(contact=contact)
-        .exclude(status=Conversation.Status.RESOLVED)
-        .order_by("-id")
-        .first()
-    )
-    if live_conv is not None:
-        return live_conv
+def _start_conversation(account, contact, push, now):
     if window.classify(push.msg_type, push.event) not in _STARTS_CONVERSATION:
         return None
     try:
