@@ -119,6 +119,20 @@ if _db["ENGINE"].startswith("django.db.backends.postgresql"):
         "keepalives_count": 3,
     }.items():
         _db["OPTIONS"].setdefault(_key, _value)
+    # Under ASGI every Django view runs in a thread of its own, so a
+    # "persistent" connection lives only as long as one request and piles up
+    # until garbage collection (it exhausted max_connections under load). A
+    # per-process pool gives the reuse without the pile-up.
+    if _env_or_fail(env.bool, "DATABASE_POOL", default=True):
+        _db["OPTIONS"].setdefault(
+            "pool",
+            {
+                "min_size": _env_or_fail(env.int, "DATABASE_POOL_MIN_SIZE", default=1),
+                "max_size": _env_or_fail(env.int, "DATABASE_POOL_MAX_SIZE", default=20),
+                "timeout": _env_or_fail(env.float, "DATABASE_POOL_TIMEOUT", default=10.0),
+            },
+        )
+        _db["CONN_MAX_AGE"] = 0
 # Test database: a file for SQLite (not :memory:) so that uvicorn and worker
 # processes started by tests see the same rows as the test itself.
 # TEST_DATABASE_NAME lets parallel runs on one machine keep apart.
