@@ -17,7 +17,11 @@ Life of a customer-service message (`OutboundMessage.status`):
   with the next one. Order within a conversation is therefore preserved, and a
   duplicate task — or a second worker process — finds nothing to claim.
 * Retries (§10.2) keep the row `queued` with `next_attempt_at` and a new task
-  scheduled for then; messages behind it wait. A `sending` row carries a lease;
+  scheduled for then; messages behind it wait. -1 is retried 3 times (1, 2,
+  4 s), 45011 after a minute; a request that never reached WeChat (refused or
+  failed connection, HTTP 5xx, no token) is an outage and is retried for a few
+  minutes. A read timeout or a reset after the request was written is
+  `unknown` and never retried on its own. A `sending` row carries a lease;
   the sweeper turns one whose worker died into `unknown`, never into a resend.
 * Failed and cancelled messages give their quota unit back (`window.release`);
   45015 / 45047 / 43004 from WeChat close or exhaust the window (§3.2).
@@ -51,6 +55,11 @@ S = OutboundMessage.Status
 MAX_ATTEMPTS = 4
 BACKOFF_SECONDS = (1, 2, 4)
 RATE_LIMIT_BACKOFF_SECONDS = 60
+# Trouble reaching WeChat at all (refused or failed connections, 5xx from
+# its front end, no token to be had) is an outage, not an answer about this
+# message: ride it out for a few minutes before calling the message failed.
+OUTAGE_MAX_ATTEMPTS = 8
+OUTAGE_BACKOFF_SECONDS = (1, 2, 4, 8, 16, 32, 60)
 # The sweeper re-enqueues a due queued message only after this long, so it
 # does not race the task that is normally about to deliver it.
 SWEEP_GRACE = timedelta(seconds=10)
@@ -374,11 +383,11 @@ def deliver(message, *, worker):
 
 def _settle_error(message, worker, exc):
     fields = {"errcode": exc.errcode, "errmsg": exc.errmsg, "rid": exc.rid}
-    if exc.retry and message.attempts < MAX_ATTEMPTS:
-        if exc.errcode == 45011:
-            delay = RATE_LIMIT_BACKOFF_SECONDS
-        else:
-            delay = BACKOFF_SECONDS[min(message.attempts, len(BACKOFF_SECONDS)) - 1]
+    outage = not isinstance(exc, errors.APIError)
+    limit, backoff = (OUTAGE_MAX_ATTEMPTS, OUTAGE_BACKOFF_SECONDS) if outage else (MAX_ATTEMPTS, BACKOFF_SECONDS)
+    if exc.retry and message.attempts < limit:
+        step = backoff[min(message.attempts, len(backoff)) - 1]
+        delay = RATE_LIMIT_BACKOFF_SECONDS if exc.errcode == 45011 else step
         retry_at = timezone.now() + timedelta(seconds=delay)
         return _settle(
             message, worker, S.QUEUED, reason=f"{exc}（第 {message.attempts} 次）", retry_at=retry_at, **fields

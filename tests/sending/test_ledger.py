@@ -88,17 +88,38 @@ def test_rate_limit_waits_a_minute(account, follower):
     assert claimed.next_attempt_at - timezone.now() > timedelta(seconds=55)
 
 
-def test_retries_are_capped_then_failed_with_the_unit_given_back(account, follower):
+@pytest.mark.parametrize(
+    ("failure", "attempts"),
+    [
+        (lambda: errors.APIError(-1), outbound.MAX_ATTEMPTS),  # §10.2: at most 3 retries
+        (lambda: errors.ServerError(502), outbound.OUTAGE_MAX_ATTEMPTS),
+        (lambda: errors.NotSent("ConnectionError"), outbound.OUTAGE_MAX_ATTEMPTS),
+    ],
+)
+def test_retries_are_capped_then_failed_with_the_unit_given_back(account, follower, failure, attempts):
     message = queue(account, follower)
-    for _attempt in range(outbound.MAX_ATTEMPTS):
+    for _attempt in range(attempts):
         claimed = outbound.claim_next(contact_id=follower.pk, worker=W, now=timezone.now() + timedelta(hours=1))
         assert claimed is not None
-        outbound._settle_error(claimed, W, errors.ServerError(502))
+        outbound._settle_error(claimed, W, failure())
     message.refresh_from_db()
     assert message.status == S.FAILED
-    assert message.attempts == outbound.MAX_ATTEMPTS
-    assert "已尝试 4 次仍失败" in message.reason
+    assert message.attempts == attempts
+    assert f"已尝试 {attempts} 次仍失败" in message.reason
     assert used(follower) == 0
+
+
+def test_an_outage_backs_off_longer_each_time(account, follower):
+    queue(account, follower)
+    delays = []
+    for _attempt in range(4):
+        now = timezone.now() + timedelta(hours=1)
+        claimed = outbound.claim_next(contact_id=follower.pk, worker=W, now=now)
+        before = timezone.now()
+        outbound._settle_error(claimed, W, errors.NotSent("ConnectionError"))
+        claimed.refresh_from_db()
+        delays.append(round((claimed.next_attempt_at - before).total_seconds()))
+    assert delays == [1, 2, 4, 8]
 
 
 @pytest.mark.parametrize("errcode", [40003, 40007, 45002, 48001, 43019, 40001])
