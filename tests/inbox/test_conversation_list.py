@@ -192,6 +192,25 @@ def test_the_inbox_page_itself_takes_a_bounded_number_of_queries(client, account
         follower_says(account, f"消息 {i}", openid=f"o_page_q_{i}")
     client.force_login(agent)
     client.get("/?tab=all")
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(15):
         response = client.get("/?tab=all")
     assert response.status_code == 200
+
+
+def test_a_long_conversation_renders_without_a_query_per_item(
+    client, account, assigned, agent, colleague, django_assert_max_num_queries
+):
+    for i in range(30):
+        follower_says(account, f"第 {i} 条")
+        services.add_note(conversation=assigned, actor=colleague if i % 2 else agent, text=f"备注 {i}")
+    for i in range(5):
+        client.force_login(agent)
+        client.post(
+            f"/c/{assigned.pk}/send/", {"msgtype": "text", "content": f"回复 {i}"}, HTTP_ACCEPT="application/json"
+        )
+    client.get(f"/api/c/{assigned.pk}/")
+    with django_assert_max_num_queries(15):
+        body = client.get(f"/api/c/{assigned.pk}/").json()
+    assert body["timeline"].count('class="item in') == 31
+    assert body["timeline"].count('class="item out') == 5
+    assert body["timeline"].count("activity-note") == 30
