@@ -3,10 +3,10 @@
 A load balancer asks this every few seconds, and it asks most when something is
 wrong. So every probe runs at once under one deadline (`HEALTHZ_TIMEOUT`): a
 Redis or PostgreSQL that does not answer costs that much, never the kernel's
-TCP timeout. The blocking probes run in a thread of their own with a fresh
-connection that they close, so a stuck probe holds neither the event loop nor
-a connection a request needs, and it ends by itself (connect and socket
-timeouts in settings).
+TCP timeout. The blocking probes run on a few threads of their own, each with a
+connection it gives back when done (from the process's pool on PostgreSQL), so a
+stuck probe holds neither the event loop nor a connection a request is using,
+and it ends by itself (connect and pool timeouts in settings).
 
 The report names the failing part and the exception's class and message, with
 anything that looks like a credential redacted: exceptions from database and
@@ -41,7 +41,7 @@ def scrub(text):
 
 
 def _database():
-    """SELECT 1 on a connection of its own (closed again), so it proves a new connection can be made."""
+    """SELECT 1 on a connection of its own, given back afterwards (to the pool, when there is one)."""
     conn = connections.create_connection(DB_ALIAS)
     try:
         with conn.cursor() as cursor:
