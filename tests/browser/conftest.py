@@ -1,4 +1,6 @@
-"""Real-browser fixtures: a uvicorn server and a send worker on the test database, and Chromium.
+"""Real-browser fixtures: a uvicorn server and a send worker on the test database.
+
+Chromium itself is the shared session `browser` fixture of tests/conftest.py.
 
 The server process serves `config.asgi` on a free loopback port with the same
 file-backed test database (SQLite) or the same test database name
@@ -25,18 +27,12 @@ from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "var" / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
-# Playwright's sync API runs an event loop in this thread; the ORM calls the
-# tests make between browser steps are ordinary blocking calls.
+
+# Playwright's sync API (the shared session `browser` fixture) keeps an event
+# loop running in the main thread; the database setup and the ORM calls these
+# tests make between browser steps are ordinary blocking calls. Browser tests
+# run in a pytest process of their own (`make test`: `-m browser`).
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
