@@ -7,7 +7,9 @@ channel layer is at-most-once: browsers catch up from the last LiveUpdate id
 they saw (`updates_after`). Group names and event shapes live only here.
 """
 
+import asyncio
 import logging
+import threading
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -54,15 +56,42 @@ def as_event(update):
     }
 
 
+# Processes that are not ASGI servers (the send worker) publish through one
+# long-lived event loop of their own: async_to_sync outside a server starts a
+# new thread and loop per call, and the Redis layer a new connection per loop.
+_publisher_loop = None
+_publisher_guard = threading.Lock()
+
+
+def start_background_publisher():
+    """Publish from a dedicated loop thread from now on (call once at process start)."""
+    global _publisher_loop
+    with _publisher_guard:
+        if _publisher_loop is None:
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="live-publisher", daemon=True).start()
+            _publisher_loop = loop
+    return _publisher_loop
+
+
 def publish(group, message):
     """Best effort: a lost event is recovered by the browser's catch-up."""
     layer = get_channel_layer()
     if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(group, message)
+        if _publisher_loop is not None:
+            future = asyncio.run_coroutine_threadsafe(layer.group_send(group, message), _publisher_loop)
+            future.add_done_callback(lambda f: _report(f, group, message))
+        else:
+            async_to_sync(layer.group_send)(group, message)
     except Exception:  # the database already has the truth
         log.warning("live update %s to %s not published", message.get("id"), group, exc_info=True)
+
+
+def _report(future, group, message):
+    if future.exception() is not None:
+        log.warning("live update %s to %s not published: %r", message.get("id"), group, future.exception())
 
 
 def updates_after(last_id, *, account_ids=None, limit=500):

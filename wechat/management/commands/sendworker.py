@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from wechat import live
 from wechat.worker import DEFAULT_QUEUES, SendWorker
 
 
@@ -35,6 +36,7 @@ class Command(BaseCommand):
             )
         worker = SendWorker(threads=threads, queues=queue_names, interval=interval, sweep_interval=sweep_interval)
         worker.install_signals()
+        live.start_background_publisher()
         self.stdout.write(f"sendworker {worker.id}: {threads} threads, queues {','.join(queue_names)}")
         self.stdout.flush()
         worker.run()
