@@ -34,7 +34,7 @@ system-deps:
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing:$$missing"; \
 	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing fonts-noto-cjk >/dev/null; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing fonts-noto-cjk fonts-noto-color-emoji >/dev/null; \
 	  else echo "please install:$$missing (apt-get)"; exit 1; fi; \
 	fi
 
