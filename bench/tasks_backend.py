@@ -106,6 +106,7 @@ def main():
     parser.add_argument("--paced", type=int, default=40, help="messages sent at a steady rate")
     parser.add_argument("--rate", type=float, default=4.0, help="offered load of the paced case, msg/s")
     parser.add_argument("--backends", default="db,rq")
+    parser.add_argument("--db-interval", default="0.5", help="sendworker --interval (idle poll per thread, s)")
     parser.add_argument(
         "--rounds", type=int, default=2, help="rounds in ABBA order (db rq rq db …), so drift on a shared box evens out"
     )
@@ -142,6 +143,7 @@ def main():
         }
         one = [str(VENV_PY), __file__, "--one", backend, "--messages", str(args.messages)]
         one += ["--noops", str(args.noops), "--paced", str(args.paced), "--rate", str(args.rate)]
+        one += ["--db-interval", args.db_interval]
         done = subprocess.run(one, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True, timeout=WAIT * 4)
         for line in done.stdout.splitlines():
             if not line.startswith("RESULT "):
@@ -182,7 +184,9 @@ def report(results, args):
         "| every message sent exactly once | " + " | ".join(str(once[n]) for n in names) + " |" + (" |" if pair else "")
     )
     print()
-    print(f"rounds={args.rounds} messages={args.messages} noops={args.noops} paced={args.paced} at {args.rate:g}/s")
+    print(
+        f"rounds={args.rounds} db-interval={args.db_interval} messages={args.messages} noops={args.noops} paced={args.paced} at {args.rate:g}/s"
+    )
 
 
 # --- one backend (runs in var/bench-tasks-venv) ---------------------------------------------
@@ -283,12 +287,10 @@ def _answers(requests, url):
         return False
 
 
-def start_workers(backend, procs, phase):
+def start_workers(backend, procs, phase, interval="0.5"):
     if backend == "db":
-        return [
-            procs.start(f"db-{phase}-worker-{n}", [sys.executable, "manage.py", "sendworker", "--threads", "4"])
-            for n in range(2)
-        ]
+        argv = [sys.executable, "manage.py", "sendworker", "--threads", "4", "--interval", interval]
+        return [procs.start(f"db-{phase}-worker-{n}", argv) for n in range(2)]
     return [
         procs.start(
             f"rq-{phase}-worker-{n}",
@@ -336,7 +338,7 @@ def measure(backend, args, procs):
     for n in range(args.noops):
         noop.enqueue(n)
     result["enqueue_per_s"] = args.noops / (time.perf_counter() - started)
-    workers = start_workers(backend, procs, "noop")
+    workers = start_workers(backend, procs, "noop", args.db_interval)
     wait_until(lambda: noop_done(backend, 1), "the first no-op")
     first = time.perf_counter()
     wait_until(lambda: noop_done(backend, args.noops), "the no-op tasks")
@@ -355,7 +357,7 @@ def measure(backend, args, procs):
         for contact in backlog:
             queue(account, contact, f"{contact.openid}-{k}")
     result["queue_per_s"] = args.messages / (time.perf_counter() - started)
-    workers = start_workers(backend, procs, "backlog")
+    workers = start_workers(backend, procs, "backlog", args.db_interval)
     sent = OutboundMessage.objects.filter(contact__in=backlog, status=S.SENT)
     wait_until(lambda: sent.count() >= args.messages, "the backlog")
     span = sent.order_by("-sent_at")[0].sent_at - sent.order_by("claimed_at")[0].claimed_at
