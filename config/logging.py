@@ -20,6 +20,7 @@ import json
 import logging
 import re
 import threading
+import time
 import uuid
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -118,10 +119,16 @@ class PlainFormatter(logging.Formatter):
         return one_line(redact(super().format(record)))
 
 
+def _iso_time(record):
+    """ISO 8601 with milliseconds and the offset, e.g. 2026-11-28T18:00:01.042+0800."""
+    local = time.localtime(record.created)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", local) + f".{int(record.msecs):03d}" + time.strftime("%z", local)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record):
         payload = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "time": _iso_time(record),
             "level": record.levelname,
             "logger": record.name,
             "request_id": getattr(record, "request_id", None) or request_id_var.get(),
