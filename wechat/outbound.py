@@ -287,23 +287,20 @@ def deliver_due(*, contact_id, worker=None, limit=100):
     return handled
 
 
-def _backlog_state(contact_id, now, *, lock=False):
+def _backlog_state(contact_id, now):
     """(a due message is queued, a message is in flight) for one follower, in one round trip.
 
     Written as SQL: this runs several times per send and the ORM's query
-    compilation cost more CPU than the rest of a claim. With `lock`, the
-    Contact row is locked first (FOR UPDATE on PostgreSQL; SQLite's IMMEDIATE
-    transaction already holds the database write lock).
+    compilation cost more CPU than the rest of a claim.
     """
     table = connection.ops.quote_name(OutboundMessage._meta.db_table)
     contact_table = connection.ops.quote_name(Contact._meta.db_table)
-    for_update = " FOR UPDATE" if lock and connection.features.has_select_for_update else ""
     # Only quoted table names are interpolated; every value is a parameter.
     sql = "".join(
         (
             f"SELECT EXISTS(SELECT 1 FROM {table} WHERE contact_id = %s AND status = %s AND send_at <= %s), ",  # noqa: S608
             f"EXISTS(SELECT 1 FROM {table} WHERE contact_id = %s AND status = %s) ",  # noqa: S608
-            f"FROM {contact_table} WHERE id = %s{for_update}",
+            f"FROM {contact_table} WHERE id = %s",
         )
     )
     send_at = connection.ops.adapt_datetimefield_value(now)
@@ -311,6 +308,14 @@ def _backlog_state(contact_id, now, *, lock=False):
         cursor.execute(sql, [contact_id, S.QUEUED, send_at, contact_id, S.SENDING, contact_id])
         row = cursor.fetchone()
     return (bool(row[0]), bool(row[1])) if row else (False, False)
+
+
+def _lock_contact(contact_id):
+    """Take the follower's row lock (PostgreSQL; SQLite's IMMEDIATE transaction already serializes)."""
+    if connection.features.has_select_for_update:
+        table = connection.ops.quote_name(Contact._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT id FROM {table} WHERE id = %s FOR UPDATE", [contact_id])  # noqa: S608
 
 
 def claim_next(*, contact_id, worker, now=None):
@@ -329,7 +334,13 @@ def claim_next(*, contact_id, worker, now=None):
     if not waiting or in_flight:
         return None
     with transaction.atomic():
-        waiting, in_flight = _backlog_state(contact_id, now, lock=True)
+        # Lock first, then look, in two statements: under READ COMMITTED a
+        # SELECT … FOR UPDATE that waited for the lock still evaluates its
+        # other expressions with the snapshot taken before the wait, so a
+        # worker queued behind another's claim would not see that claim's
+        # `sending` row and could send the next message out of order.
+        _lock_contact(contact_id)
+        waiting, in_flight = _backlog_state(contact_id, now)
         if not waiting or in_flight:
             return None
         head = (
