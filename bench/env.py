@@ -21,7 +21,9 @@ def ensure_bench_venv():
     """Peers go into var/bench-venv, pinned to the project's versions."""
     stamp = BENCH_VENV / ".installed"
     requirements = ROOT / "bench" / "requirements.txt"
-    if stamp.exists() and stamp.stat().st_mtime >= requirements.stat().st_mtime:
+    # bench/requirements.txt includes the project's: a change to either reinstalls.
+    newest = max(requirements.stat().st_mtime, (ROOT / "requirements.txt").stat().st_mtime)
+    if stamp.exists() and stamp.stat().st_mtime >= newest:
         return
     log("installing the peers into", BENCH_VENV)
     if not BENCH_PY.exists():
