@@ -12,7 +12,7 @@ import logging
 import threading
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
 
 from wechat.models import LiveUpdate
@@ -56,9 +56,12 @@ def as_event(update):
     }
 
 
-# Processes that are not ASGI servers (the send worker) publish through one
-# long-lived event loop of their own: async_to_sync outside a server starts a
-# new thread and loop per call, and the Redis layer a new connection per loop.
+# A network channel layer (Redis) is published to from one long-lived loop
+# thread per process, fire and forget: async_to_sync outside a server starts a
+# new thread, loop and Redis connection per call, and inside uvicorn it makes
+# the writing thread wait on the event loop for a round trip it does not need
+# (it was a third of a webhook push). The in-memory layer's queues belong to
+# the server's own loop, so it keeps async_to_sync.
 _publisher_loop = None
 _publisher_guard = threading.Lock()
 
@@ -80,8 +83,11 @@ def publish(group, message):
     if layer is None:
         return
     try:
-        if _publisher_loop is not None:
-            future = asyncio.run_coroutine_threadsafe(layer.group_send(group, message), _publisher_loop)
+        loop = _publisher_loop
+        if loop is None and not isinstance(layer, InMemoryChannelLayer):
+            loop = start_background_publisher()
+        if loop is not None:
+            future = asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop)
             future.add_done_callback(lambda f: _report(f, group, message))
         else:
             async_to_sync(layer.group_send)(group, message)

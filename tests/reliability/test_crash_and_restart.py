@@ -196,7 +196,11 @@ def test_a_redis_restart_loses_no_push_and_a_reconnecting_agent_hears_again(acco
 
 @needs_redis
 @pytest.mark.xfail(
-    strict=True,
+    # Not strict: since publishing moved to a loop of its own the socket
+    # sometimes does hear again (the publisher side reconnects; whether the
+    # server's receive task resubscribes depends on timing), so a pass must
+    # not fail the suite either.
+    strict=False,
     reason=(
         "Known defect: channels_redis 4.3 RedisPubSubChannelLayer's receive task does not resubscribe after "
         "Redis restarts (redis-py 8.1), so a socket that stayed connected only gets updates through its 15 s "
