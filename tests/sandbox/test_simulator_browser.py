@@ -15,14 +15,6 @@ from wechat.sandbox.models import SandboxFault, SandboxFollower
 
 pytestmark = [pytest.mark.browser, pytest.mark.multiprocess]
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # Playwright's sync API runs an event loop in this thread; the ORM calls made
 # between browser steps are ordinary blocking calls.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
