@@ -322,7 +322,7 @@ class OfficialAccountAdmin(admin.ModelAdmin):
         action = "account.rotate_key" if form.key_rotated else ("account.change" if change else "account.create")
         audit(request.user, action, obj, summary, data)
 
-    def delete_model(self, request, obj):
+    def _audit_delete(self, request, obj):
         audit(
             request.user,
             "account.delete",
@@ -330,17 +330,14 @@ class OfficialAccountAdmin(admin.ModelAdmin):
             gettext("删除公众号：%(account)s") % {"account": obj},
             {"appid": obj.appid},
         )
+
+    def delete_model(self, request, obj):
+        self._audit_delete(request, obj)
         super().delete_model(request, obj)
 
     def delete_queryset(self, request, queryset):
         for obj in queryset:
-            audit(
-                request.user,
-                "account.delete",
-                obj,
-                gettext("删除公众号：%(account)s") % {"account": obj},
-                {"appid": obj.appid},
-            )
+            self._audit_delete(request, obj)
         super().delete_queryset(request, queryset)
 
 
@@ -569,7 +566,7 @@ class MediaAssetAdmin(AccountColumn, admin.ModelAdmin):
                 messages.SUCCESS,
             )
 
-    def delete_model(self, request, obj):
+    def _audit_delete(self, request, obj):
         audit(
             request.user,
             "media.delete",
@@ -577,17 +574,14 @@ class MediaAssetAdmin(AccountColumn, admin.ModelAdmin):
             gettext("删除素材：%(title)s") % {"title": obj.title},
             {"media_id": obj.media_id, "kind": obj.kind},
         )
+
+    def delete_model(self, request, obj):
+        self._audit_delete(request, obj)
         super().delete_model(request, obj)
 
     def delete_queryset(self, request, queryset):
         for obj in queryset:
-            audit(
-                request.user,
-                "media.delete",
-                obj,
-                gettext("删除素材：%(title)s") % {"title": obj.title},
-                {"media_id": obj.media_id, "kind": obj.kind},
-            )
+            self._audit_delete(request, obj)
         super().delete_queryset(request, queryset)
 
 
