@@ -14,7 +14,6 @@ to the real webhook.
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,8 @@ from pathlib import Path
 import pytest
 import requests
 from django.conf import settings
-from django.db import connection
+
+from tests.sending.live import database_url, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "var" / "test-artifacts"
@@ -34,23 +34,6 @@ ARTIFACTS = ROOT / "var" / "test-artifacts"
 # tests make between browser steps are ordinary blocking calls. Browser tests
 # run in a pytest process of their own (`make test`: `-m browser`).
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def database_url():
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{Path(db['NAME']).resolve()}"
-    user = db.get("USER") or ""
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    auth = f"{user}{password}@" if user else ""
-    port = f":{db['PORT']}" if db.get("PORT") else ""
-    return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}{port}/{db['NAME']}"
 
 
 def _wait_until_up(url, process, log_path):

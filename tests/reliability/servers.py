@@ -17,13 +17,9 @@ from urllib.parse import quote
 
 from django.db import connection
 
+from tests.sending.live import free_port
+
 ROOT = Path(__file__).resolve().parent.parent.parent
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_database_url():

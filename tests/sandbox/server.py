@@ -6,34 +6,16 @@ PostgreSQL), so rows the test commits are what the server sees. Use with
 """
 
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import requests
-from django.db import connection
+
+from tests.sending.live import database_url, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def database_url():
-    s = connection.settings_dict
-    if s["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{s['NAME']}"
-    user = s.get("USER") or ""
-    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
-    auth = f"{user}{password}@" if user else ""
-    host = s.get("HOST") or "127.0.0.1"
-    port = f":{s['PORT']}" if s.get("PORT") else ""
-    return f"postgres://{auth}{host}{port}/{s['NAME']}"
 
 
 class Server:
