@@ -50,6 +50,7 @@ def run(urls, *, agent_count=50, rate=100, seconds=20, workers=2):
             "to_user": env.ORIGINAL_ID,
             "msgbase": 9 * 10**12,
             "after_id": after_id,
+            "server_pids": server.pids(),
         }
         done = subprocess.run(
             [str(BENCH_PY), str(ROOT / "bench" / "fanout_client.py")],

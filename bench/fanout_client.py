@@ -13,8 +13,11 @@ Input: one JSON object on stdin. Output: one JSON object on stdout.
 
 import asyncio
 import json
+import os
+import resource
 import sys
 import time
+from pathlib import Path
 
 import websockets
 
@@ -125,6 +128,8 @@ async def main(cfg):
     sender = Sender("127.0.0.1", cfg["port"], cfg["path"])
     rate, count = cfg["rate"], int(cfg["rate"] * cfg["seconds"])
     start = time.time() + 0.5
+    server_pids = cfg.get("server_pids", [])
+    cpu_before = (_own_cpu(), _cpu_of(server_pids), time.monotonic())
     posts = []
     for seq in range(count):
         due = start + seq / rate
@@ -139,6 +144,11 @@ async def main(cfg):
     await asyncio.gather(*posts)
     await asyncio.sleep(cfg.get("drain", 3))
     stop.set()
+    # CPU seconds spent during the send window (plus the drain): the
+    # machine is shared, so say how busy the server and this client were.
+    window = time.monotonic() - cpu_before[2]
+    client_cpu = _own_cpu() - cpu_before[0]
+    server_cpu = _cpu_of(server_pids) - cpu_before[1]
 
     caught = await asyncio.gather(*(a.catch_up(cfg["after_id"]) for a in agents))
     for task in tasks:
@@ -162,7 +172,29 @@ async def main(cfg):
         "p90_ms": _pct(latencies, 90),
         "p99_ms": _pct(latencies, 99),
         "max_ms": round(latencies[-1], 1) if latencies else None,
+        "window_s": round(window, 2),
+        "client_cpu_s": round(client_cpu, 2),
+        "server_cpu_s": round(server_cpu, 2),
+        "loadavg_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
+
+
+def _own_cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _cpu_of(pids):
+    """utime + stime of these processes, in seconds (0 for one that is gone)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
 
 
 def _pct(values, pct):

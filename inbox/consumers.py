@@ -4,12 +4,23 @@ Authenticate on connect (anonymous sockets are closed before the handshake
 completes), join the account groups the user may see, route each client
 message by its `type` and delegate to services. The database is the truth:
 a live event is a hint; the page catches up from the last LiveUpdate id it saw.
+
+The consumer is async because of the fan-out: every live event is delivered
+to every connected agent of its account, and a sync consumer paid a hop into
+a worker thread (and `close_old_connections`) per delivery — 50 agents at
+100 msg/s were 5,000 hops a second and saturated the server
+(docs/benchmarks.md §2). Delivering a live event (`live_update`) needs no
+database and stays on the event loop; only client requests that read or
+write the database (catch-up, watch, heartbeat, typing, leaving) go through
+`database_sync_to_async`, to the same services as before.
 """
 
+import json
 import logging
+from collections import OrderedDict
 
-from asgiref.sync import async_to_sync
-from channels.generic.websocket import JsonWebsocketConsumer
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from inbox import access, presence, services
 from wechat import live
@@ -20,118 +31,143 @@ log = logging.getLogger(__name__)
 # Close codes in the private range (4000–4999): the page shows why and does
 # not reconnect to a refusal.
 UNAUTHENTICATED = 4401
+CATCH_UP_LIMIT = 500
 
 
-class InboxConsumer(JsonWebsocketConsumer):
-    def connect(self):
+class InboxConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated or not user.is_active:
-            self.close(code=UNAUTHENTICATED)
+            await self.close(code=UNAUTHENTICATED)
             return
         self.user = user
-        self.account_ids = set(access.visible_account_ids(user))
+        self.account_ids = set(await database_sync_to_async(access.visible_account_ids)(user))
         self.watching = None
         for account_id in self.account_ids:
-            async_to_sync(self.channel_layer.group_add)(live.account_group(account_id), self.channel_name)
-        self.accept()
-        self.send_json({"type": "hello", "user": user.pk, "accounts": sorted(self.account_ids)})
+            await self.channel_layer.group_add(live.account_group(account_id), self.channel_name)
+        await self.accept()
+        await self.send_json({"type": "hello", "user": user.pk, "accounts": sorted(self.account_ids)})
 
-    def disconnect(self, code):
+    async def disconnect(self, code):
         if not hasattr(self, "user"):
             return
-        self._unwatch()
+        await self._unwatch()
         for account_id in self.account_ids:
-            async_to_sync(self.channel_layer.group_discard)(live.account_group(account_id), self.channel_name)
+            await self.channel_layer.group_discard(live.account_group(account_id), self.channel_name)
 
-    def receive_json(self, content, **kwargs):
+    async def receive_json(self, content, **kwargs):
         kind = content.get("type") if isinstance(content, dict) else None
         handler = {
             "catch_up": self.catch_up,
             "watch": self.watch,
-            "unwatch": lambda _content: self._unwatch(),
+            "unwatch": self.unwatch,
             "heartbeat": self.heartbeat,
             "typing": self.typing,
             "stop_typing": self.stop_typing,
         }.get(kind)
         if handler is None:
-            self.send_json({"type": "error", "error": "unknown message type"})
+            await self.send_json({"type": "error", "error": "unknown message type"})
             return
-        handler(content)
+        await handler(content)
 
     # --- client → server -------------------------------------------------
 
-    def catch_up(self, content):
+    async def catch_up(self, content):
         try:
             after = int(content.get("after", 0))
         except (TypeError, ValueError):
             after = 0
-        updates = live.updates_after(after, account_ids=self.account_ids, limit=500)
-        self.send_json(
-            {
-                "type": "caught_up",
-                "updates": [_public(live.as_event(u)) for u in updates],
-                "more": len(updates) == 500,
-            }
+        updates = await database_sync_to_async(_updates_after)(after, self.account_ids)
+        await self.send_json(
+            {"type": "caught_up", "updates": [_public(u) for u in updates], "more": len(updates) == CATCH_UP_LIMIT}
         )
 
-    def watch(self, content):
-        conversation = self._conversation(content)
-        if conversation is None:
-            self.send_json({"type": "refused", "what": "watch", "conversation": content.get("conversation")})
+    async def watch(self, content):
+        conversation_id = await database_sync_to_async(_visible_conversation_id)(content, self.account_ids)
+        if conversation_id is None:
+            await self.send_json({"type": "refused", "what": "watch", "conversation": content.get("conversation")})
             return
-        if self.watching != conversation.pk:
-            self._unwatch()
-            self.watching = conversation.pk
-            async_to_sync(self.channel_layer.group_add)(live.conversation_group(conversation.pk), self.channel_name)
-        presence.arrive(user=self.user, conversation_id=conversation.pk, channel_name=self.channel_name)
+        if self.watching != conversation_id:
+            await self._unwatch()
+            self.watching = conversation_id
+            await self.channel_layer.group_add(live.conversation_group(conversation_id), self.channel_name)
+        await database_sync_to_async(presence.arrive)(
+            user=self.user, conversation_id=conversation_id, channel_name=self.channel_name
+        )
 
-    def heartbeat(self, content):
+    async def unwatch(self, content):
+        await self._unwatch()
+
+    async def heartbeat(self, content):
         if self.watching is not None:
-            presence.heartbeat(user=self.user, conversation_id=self.watching, channel_name=self.channel_name)
-        self.send_json({"type": "pong"})
+            await database_sync_to_async(presence.heartbeat)(
+                user=self.user, conversation_id=self.watching, channel_name=self.channel_name
+            )
+        await self.send_json({"type": "pong"})
 
-    def typing(self, content):
+    async def typing(self, content):
         if self.watching is None:
             return
-        presence.typing(user=self.user, conversation_id=self.watching, channel_name=self.channel_name)
-        conversation = Conversation.objects.select_related("contact").get(pk=self.watching)
-        try:
-            services.notify_typing(conversation=conversation, agent=self.user)
-        except Exception:  # a typing hint must never break the socket
-            log.warning("typing notification for conversation %s failed", conversation.pk, exc_info=True)
+        await database_sync_to_async(_typing)(self.user, self.watching, self.channel_name)
 
-    def stop_typing(self, content):
+    async def stop_typing(self, content):
         if self.watching is not None:
-            presence.stop_typing(conversation_id=self.watching, channel_name=self.channel_name)
+            await database_sync_to_async(presence.stop_typing)(
+                conversation_id=self.watching, channel_name=self.channel_name
+            )
 
-    def _unwatch(self):
+    async def _unwatch(self):
         if getattr(self, "watching", None) is None:
             return
         conversation_id, self.watching = self.watching, None
-        async_to_sync(self.channel_layer.group_discard)(live.conversation_group(conversation_id), self.channel_name)
-        presence.leave(conversation_id=conversation_id, channel_name=self.channel_name)
-
-    def _conversation(self, content):
-        try:
-            conversation_id = int(content.get("conversation"))
-        except (TypeError, ValueError):
-            return None
-        conversation = Conversation.objects.filter(pk=conversation_id).first()
-        if conversation is None or conversation.account_id not in self.account_ids:
-            return None
-        return conversation
+        await self.channel_layer.group_discard(live.conversation_group(conversation_id), self.channel_name)
+        await database_sync_to_async(presence.leave)(conversation_id=conversation_id, channel_name=self.channel_name)
 
     # --- channel layer → client ------------------------------------------
+    # On the event loop, no database: the event carries what the page shows.
 
-    def live_update(self, event):
+    async def live_update(self, event):
         # Groups are per account, but check anyway: a membership revoked
         # while connected must not keep leaking.
         if event.get("account") in self.account_ids:
-            self.send_json(_public(event))
+            await self.send(text_data=_live_text(event))
 
-    def presence_update(self, event):
+    async def presence_update(self, event):
         if event.get("conversation") == self.watching:
-            self.send_json({"type": "presence", "conversation": event["conversation"], "viewers": event["viewers"]})
+            await self.send_json(
+                {"type": "presence", "conversation": event["conversation"], "viewers": event["viewers"]}
+            )
+
+
+# --- database work, run in a thread by database_sync_to_async ---------------
+
+
+def _updates_after(after, account_ids):
+    return [live.as_event(u) for u in live.updates_after(after, account_ids=account_ids, limit=CATCH_UP_LIMIT)]
+
+
+def _visible_conversation_id(content, account_ids):
+    """The id of the conversation `content` names, when it is in one of `account_ids`; else None."""
+    try:
+        conversation_id = int(content.get("conversation"))
+    except (TypeError, ValueError):
+        return None
+    account_id = Conversation.objects.filter(pk=conversation_id).values_list("account_id", flat=True).first()
+    if account_id is None or account_id not in account_ids:
+        return None
+    return conversation_id
+
+
+def _typing(user, conversation_id, channel_name):
+    presence.typing(user=user, conversation_id=conversation_id, channel_name=channel_name)
+    conversation = Conversation.objects.select_related("contact").get(pk=conversation_id)
+    try:
+        services.notify_typing(conversation=conversation, agent=user)
+    except Exception:  # a typing hint must never break the socket
+        log.warning("typing notification for conversation %s failed", conversation.pk, exc_info=True)
+
+
+# --- the message a browser gets ------------------------------------------------
 
 
 def _public(event):
@@ -143,3 +179,23 @@ def _public(event):
         "conversation": event["conversation"],
         "data": event.get("data") or {},
     }
+
+
+# Every agent of an account gets the same text for an event: encode it once
+# per process, not once per socket. The channel layer hands each socket its
+# own copy of the event, so a hit is checked for equality (far cheaper than
+# encoding) — an id alone could name different rows across test databases.
+_ENCODED_KEEP = 256
+_encoded = OrderedDict()
+
+
+def _live_text(event):
+    key = event.get("id")
+    hit = _encoded.get(key)
+    if hit is not None and hit[0] == event:
+        return hit[1]
+    text = json.dumps(_public(event))
+    _encoded[key] = (event, text)
+    if len(_encoded) > _ENCODED_KEEP:
+        _encoded.popitem(last=False)
+    return text
