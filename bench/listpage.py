@@ -53,7 +53,8 @@ def copy_rows(model, columns, rows, now):
     from psycopg.types.json import Jsonb
 
     fields = {f.attname: f for f in model._meta.concrete_fields}
-    rest = [f for f in model._meta.concrete_fields if f.attname not in columns]
+    # Generated columns (Contact.window_ends_at) are the database's to fill.
+    rest = [f for f in model._meta.concrete_fields if f.attname not in columns and not f.generated]
     fixed = tuple(_default(f, now) for f in rest)
     json_at = [i for i, c in enumerate(columns) if isinstance(fields[c], JSONField)]
     names = ", ".join(f'"{fields[c].column}"' for c in columns) + "".join(f', "{f.column}"' for f in rest)

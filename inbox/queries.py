@@ -12,19 +12,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import (
-    Case,
     Count,
-    DateTimeField,
     Exists,
-    F,
     IntegerField,
     OuterRef,
     Q,
     Subquery,
     Value,
-    When,
 )
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models.functions import Coalesce
 
 from inbox.models import Activity, ReadMarker
 from wechat.models import Contact, Conversation, InboundMessage, MediaAsset, OutboundMessage
@@ -87,35 +83,6 @@ def _unread_count():
     return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
 
 
-def window_closes_at(now):
-    """When the follower's reply window closes, as SQL (NULL when closed) — §3.1.
-
-    Mirrors `wechat.window.check`: a grant counts while it has time and quota
-    left, and the window ends with the last open grant. GREATEST ignores NULLs
-    on PostgreSQL but not on SQLite, hence the Coalesce pairs.
-    """
-
-    def open_grant(prefix):
-        expires = f"contact__{prefix}_expires_at"
-        quota = f"contact__{prefix}_quota"
-        used = f"contact__{prefix}_used"
-        return Case(
-            When(
-                Q(**{f"{expires}__gt": now}) & (Q(**{f"{quota}__isnull": True}) | Q(**{f"{used}__lt": F(quota)})),
-                then=F(expires),
-            ),
-            default=None,
-            output_field=DateTimeField(),
-        )
-
-    short, long = open_grant("short"), open_grant("long")
-    return Case(
-        When(contact__subscribed=True, then=Greatest(Coalesce(short, long), Coalesce(long, short))),
-        default=None,
-        output_field=DateTimeField(),
-    )
-
-
 def base_queryset(*, user, account_ids, params, now):
     qs = Conversation.objects.filter(account_id__in=account_ids)
     if params.tab == "mine":
@@ -158,10 +125,19 @@ def conversation_page(*, user, account_ids, params, now, page_size=PAGE_SIZE):
             qs = qs.filter(Q(last_message_at__lte=value) & ~Q(last_message_at=value, id__gte=pk))
         rows = list(qs[: page_size + 1])
         key = "last_message_at"
+    elif params.sort == "closing":
+        # Contact.window_ends_at is stored and indexed; the window is open
+        # exactly while it is later than now (see wechat.models.window_end_expression).
+        key = "contact__window_ends_at"
+        open_now = Q(contact__window_ends_at__gt=now)
+        closed_now = Q(contact__window_ends_at__isnull=True) | Q(contact__window_ends_at__lte=now)
+        rows = _nulls_last_page(qs, key, cursor, page_size + 1, valued=open_now, tail=closed_now)
+        for row in rows:
+            ends = row.contact.window_ends_at
+            row.closes_at = ends if ends is not None and ends > now else None
+        key = "closes_at"
     else:
-        key = "closes_at" if params.sort == "closing" else "waiting_since"
-        if key == "closes_at":
-            qs = qs.annotate(closes_at=window_closes_at(now))
+        key = "waiting_since"
         rows = _nulls_last_page(qs, key, cursor, page_size + 1)
     next_cursor = ""
     if len(rows) > page_size:
@@ -171,26 +147,29 @@ def conversation_page(*, user, account_ids, params, now, page_size=PAGE_SIZE):
     return Page(rows, next_cursor)
 
 
-def _nulls_last_page(qs, key, cursor, limit):
+def _nulls_last_page(qs, key, cursor, limit, *, valued=None, tail=None):
     """Ascending on `key`, rows without a value after all others, in two index-friendly reads.
 
     `ORDER BY … NULLS LAST` is emulated on SQLite with an expression that no
     index serves (a sort of the whole tab); two plain ascending reads are
-    served by the (status, waiting_since) index on both databases.
+    served by the (status, waiting_since) index on both databases. `valued`
+    and `tail` split the rows when "no value" means more than NULL.
     """
+    if valued is None:
+        valued, tail = Q(**{f"{key}__isnull": False}), Q(**{f"{key}__isnull": True})
     rows = []
     in_null_tail = cursor is not None and cursor[0] is None
     if not in_null_tail:
-        valued = qs.filter(**{f"{key}__isnull": False}).order_by(key, "id")
+        head = qs.filter(valued).order_by(key, "id")
         if cursor is not None:
             value, pk = cursor
-            valued = valued.filter(Q(**{f"{key}__gte": value}) & ~Q(**{key: value, "id__lte": pk}))
-        rows = list(valued[:limit])
+            head = head.filter(Q(**{f"{key}__gte": value}) & ~Q(**{key: value, "id__lte": pk}))
+        rows = list(head[:limit])
     if len(rows) < limit:
-        tail = qs.filter(**{f"{key}__isnull": True}).order_by("id")
+        rest = qs.filter(tail).order_by("id")
         if in_null_tail:
-            tail = tail.filter(id__gt=cursor[1])
-        rows += list(tail[: limit - len(rows)])
+            rest = rest.filter(id__gt=cursor[1])
+        rows += list(rest[: limit - len(rows)])
     return rows
 
 

@@ -7,7 +7,8 @@ cited where a field exists because of a WeChat rule.
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, DateTimeField, F, Q, When
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -90,6 +91,36 @@ class AccessToken(models.Model):
         return f"token for {self.account_id} (expires {self.expires_at})"
 
 
+def _grant_end(prefix):
+    """`<prefix>_expires_at` while the grant has quota left, else NULL (no clock)."""
+    quota, used = f"{prefix}_quota", f"{prefix}_used"
+    return Case(
+        When(Q(**{f"{quota}__isnull": True}) | Q(**{f"{used}__lt": F(quota)}), then=F(f"{prefix}_expires_at")),
+        default=None,
+        output_field=DateTimeField(),
+    )
+
+
+def window_end_expression():
+    """When the follower's reply window ends if nobody's clock moves: SQL, as in `wechat.window.check`.
+
+    The later end of the grants that still have quota; NULL when unsubscribed,
+    never opened or every grant's quota is used. The window is open at `now`
+    exactly when this is later than `now` (the later grant is the one still
+    running), so "closing soonest" is `window_ends_at > now ORDER BY
+    window_ends_at`, which an index serves. No clock inside, so the database
+    computes it as a stored column (`Contact.window_ends_at`) and every writer,
+    `save()` or raw UPDATE, keeps it right. GREATEST ignores NULLs on
+    PostgreSQL but not on SQLite, hence the Coalesce pairs.
+    """
+    short, long = _grant_end("short"), _grant_end("long")
+    return Case(
+        When(subscribed=True, then=Greatest(Coalesce(short, long), Coalesce(long, short))),
+        default=None,
+        output_field=DateTimeField(),
+    )
+
+
 class Contact(models.Model):
     """A follower of one account, with their reply window (§3)."""
 
@@ -117,6 +148,12 @@ class Contact(models.Model):
     short_used = models.PositiveSmallIntegerField(default=0)
     # When a Typing indicator was last requested: at most one per 15 s (§4).
     typing_sent_at = models.DateTimeField(null=True, blank=True)
+    # Computed by the database from the fields above (see window_end_expression):
+    # the list's "window closing soonest" sort reads it through its index.
+    # An instance's value is as of when it was read: `save()` does not refresh it.
+    window_ends_at = models.GeneratedField(
+        expression=window_end_expression(), output_field=models.DateTimeField(null=True), db_persist=True
+    )
 
     class Meta:
         verbose_name = _("粉丝")
@@ -124,7 +161,10 @@ class Contact(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["account", "openid"], name="contact_unique_openid"),
         ]
-        indexes = [models.Index(fields=["account", "-last_inbound_at"])]
+        indexes = [
+            models.Index(fields=["account", "-last_inbound_at"]),
+            models.Index(fields=["window_ends_at"], name="contact_window_ends_at"),
+        ]
 
     def __str__(self):
         return self.remark or self.display_name or self.openid
