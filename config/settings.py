@@ -232,6 +232,8 @@ SANDBOX_WEBHOOK_BASE = env.str("SANDBOX_WEBHOOK_BASE", default="")
 # Replay protection on pushes: a timestamp further than this from now is refused.
 WECHAT_TIMESTAMP_TOLERANCE = _env_or_fail(env.int, "WECHAT_TIMESTAMP_TOLERANCE", default=300)
 WECHAT_MAX_BODY_BYTES = _env_or_fail(env.int, "WECHAT_MAX_BODY_BYTES", default=64 * 1024)
+# The webhook keeps each active account for this long per process (0: look it up on every push).
+WECHAT_ACCOUNT_CACHE_SECONDS = _env_or_fail(env.float, "WECHAT_ACCOUNT_CACHE_SECONDS", default=5.0)
 WECHAT_CONNECT_TIMEOUT = _env_or_fail(env.float, "WECHAT_CONNECT_TIMEOUT", default=3.0)
 WECHAT_READ_TIMEOUT = _env_or_fail(env.float, "WECHAT_READ_TIMEOUT", default=10.0)
 SEND_WORKER_THREADS = _env_or_fail(env.int, "SEND_WORKER_THREADS", default=8)

@@ -15,6 +15,16 @@ ORIGINAL_ID = "gh_testaccount"
 OPENID = "o_follower_0001"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_account_cache():
+    """Each test's accounts are new rows (rolled back after): no cached row may outlive its test."""
+    from wechat import webhook
+
+    webhook.forget_account()
+    yield
+    webhook.forget_account()
+
+
 @pytest.fixture
 def account(db):
     return OfficialAccount.objects.create(

@@ -28,7 +28,7 @@ from django.utils.translation import gettext_lazy as _
 
 from config.logging import redact
 from inbox import roles
-from wechat import errors, tokens
+from wechat import errors, tokens, webhook
 from wechat.forms import MediaAssetForm, NewsTemplateForm, OfficialAccountForm
 from wechat.models import (
     AuditLog,
@@ -301,6 +301,7 @@ class OfficialAccountAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
+        webhook.forget_account(obj.appid)  # this process at once; the others within seconds
         secrets = form.changed_secrets
         if change and ("app_secret" in secrets or "token_mode" in form.changed_data):
             # A token fetched with the old secret or from the other endpoint is
@@ -323,6 +324,7 @@ class OfficialAccountAdmin(admin.ModelAdmin):
         audit(request.user, action, obj, summary, data)
 
     def _audit_delete(self, request, obj):
+        webhook.forget_account(obj.appid)
         audit(
             request.user,
             "account.delete",

@@ -15,6 +15,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
 
+from wechat import rawsql
 from wechat.models import LiveUpdate
 
 log = logging.getLogger(__name__)
@@ -37,9 +38,8 @@ def user_group(user_id):
 
 def record(*, account_id, kind, conversation_id=None, data=None):
     """Append a LiveUpdate and publish it after commit. Call inside the writing transaction."""
-    update = LiveUpdate.objects.create(
-        account_id=account_id, conversation_id=conversation_id, kind=kind, data=data or {}
-    )
+    update = LiveUpdate(account_id=account_id, conversation_id=conversation_id, kind=kind, data=data or {})
+    rawsql.insert(update)  # every write path records one of these: no ORM compile per event
     message = as_event(update)
     transaction.on_commit(lambda: publish(account_group(account_id), message))
     return update

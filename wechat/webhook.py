@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import IntegrityError
 
 from wechat import crypto, inbound
 from wechat.models import OfficialAccount
@@ -58,8 +59,35 @@ def refuse(status, reason, appid, **context):
     return Answer(status, messages.get(status, b"refused"))
 
 
-def _account(appid):
-    return OfficialAccount.objects.filter(appid=appid, is_active=True).first()
+# Active accounts by appid, per process, for a few seconds: a push should not
+# pay a query for a row that changes a few times a year. A refusal is never
+# decided on a cached row — it is re-checked against the database first — so a
+# new token or AES key works at once; a deactivation or a switch to safe mode
+# takes effect within WECHAT_ACCOUNT_CACHE_SECONDS (and at once in the process
+# that saved it, see `forget_account`).
+_accounts = {}
+
+
+def _account(appid, *, fresh=False):
+    """(account or None, whether it came from the cache)."""
+    ttl = settings.WECHAT_ACCOUNT_CACHE_SECONDS
+    hit = _accounts.get(appid)
+    if hit is not None and not fresh and time.monotonic() - hit[1] < ttl:
+        return hit[0], True
+    account = OfficialAccount.objects.filter(appid=appid, is_active=True).first()
+    if account is None or ttl <= 0:
+        _accounts.pop(appid, None)
+    else:
+        _accounts[appid] = (account, time.monotonic())
+    return account, False
+
+
+def forget_account(appid=None):
+    """Drop the cached account (all of them without `appid`)."""
+    if appid is None:
+        _accounts.clear()
+    else:
+        _accounts.pop(appid, None)
 
 
 def handle(appid, method, query, body, *, now=None, content_length=None):
@@ -70,20 +98,66 @@ def handle(appid, method, query, body, *, now=None, content_length=None):
     limit = settings.WECHAT_MAX_BODY_BYTES
     if method == "POST" and ((content_length or 0) > limit or len(body) > limit):
         return refuse(413, "body too large", appid, size=max(content_length or 0, len(body)))
-    account = _account(appid)
+    account, cached = _account(appid)
+    answer = _answer(appid, account, method, query, body, now, final=not cached)
+    if answer is None:
+        # Refused on a cached row, or the cached row is gone (the store hit a
+        # foreign key): decide again on the row as it is now.
+        account, _ = _account(appid, fresh=True)
+        answer = _answer(appid, account, method, query, body, now, final=True)
+    return answer
+
+
+def _answer(appid, account, method, query, body, now, *, final):
+    """The Answer, or None when a refusal or failure was decided on a cached row (not final)."""
     if account is None:
         return refuse(404, "unknown appid", appid)
+    outcome = _verify(account, method, query, body, now)
+    if isinstance(outcome, _Refusal):
+        return refuse(outcome.status, outcome.reason, appid, **outcome.context) if final else None
+    if isinstance(outcome, Answer):
+        return outcome
+    try:
+        inbound.receive(account=account, push=outcome.push, raw_xml=outcome.xml.decode("utf-8", "replace"))
+    except IntegrityError:
+        if final:
+            raise
+        return None  # rolled back, nothing stored
+    # In safe mode an empty body is the acknowledgement that needs no
+    # encryption (§7.4); otherwise the recommended literal `success` (§6.5).
+    return EMPTY if outcome.safe else SUCCESS
 
+
+@dataclass(frozen=True)
+class _Refusal:
+    status: int
+    reason: str
+    context: dict
+
+
+@dataclass(frozen=True)
+class _Verified:
+    push: object
+    xml: bytes
+    safe: bool
+
+
+def _refusal(status, reason, **context):
+    return _Refusal(status, reason, context)
+
+
+def _verify(account, method, query, body, now):
+    """A _Verified push, the Answer to a URL check, or a _Refusal. Logs nothing."""
     timestamp = query.get("timestamp", "")
     nonce = query.get("nonce", "")
     if not crypto.check_signature(account.token, query.get("signature", ""), timestamp, nonce):
-        return refuse(403, "bad or missing signature", appid)
+        return _refusal(403, "bad or missing signature")
     try:
         skew = abs(now - int(timestamp))
     except ValueError:
-        return refuse(403, "timestamp is not a number", appid)
+        return _refusal(403, "timestamp is not a number")
     if skew > settings.WECHAT_TIMESTAMP_TOLERANCE:
-        return refuse(403, "timestamp outside tolerance", appid, skew=int(skew))
+        return _refusal(403, "timestamp outside tolerance", skew=int(skew))
 
     if method == "GET":
         # URL verification: echo `echostr` verbatim (§6.1), also in safe mode.
@@ -93,24 +167,20 @@ def handle(appid, method, query, body, *, now=None, content_length=None):
     try:
         if safe:
             xml = _decrypt(account, query, body, timestamp, nonce)
-            if isinstance(xml, Answer):
+            if isinstance(xml, _Refusal):
                 return xml
         else:
             if account.crypto_mode == OfficialAccount.CryptoMode.SAFE:
-                return refuse(400, "plaintext push to a safe-mode account", appid)
+                return _refusal(400, "plaintext push to a safe-mode account")
             xml = body
         _require_utf8(xml)
         push = parse_push(xml)
     except MalformedPush as exc:
-        return refuse(400, str(exc), appid)
+        return _refusal(400, str(exc))
 
     if account.original_id and push.to_user and push.to_user != account.original_id:
-        return refuse(400, "ToUserName is not this account", appid, to=push.to_user)
-
-    inbound.receive(account=account, push=push, raw_xml=xml.decode("utf-8", "replace"))
-    # In safe mode an empty body is the acknowledgement that needs no
-    # encryption (§7.4); otherwise the recommended literal `success` (§6.5).
-    return EMPTY if safe else SUCCESS
+        return _refusal(400, "ToUserName is not this account", to=push.to_user)
+    return _Verified(push, xml, safe)
 
 
 def _decrypt(account, query, body, timestamp, nonce):
@@ -120,11 +190,11 @@ def _decrypt(account, query, body, timestamp, nonce):
         raise MalformedPush("safe-mode push without <Encrypt>")
     # Verify msg_signature before touching the ciphertext (§7.3).
     if not crypto.check_signature(account.token, query.get("msg_signature", ""), timestamp, nonce, encrypted):
-        return refuse(403, "bad msg_signature", account.appid)
+        return _refusal(403, "bad msg_signature")
     if not account.aes_keys:
-        return refuse(400, "encrypted push but no EncodingAESKey configured", account.appid)
+        return _refusal(400, "encrypted push but no EncodingAESKey configured")
     try:
         xml, _key = crypto.decrypt_with_any(account.aes_keys, account.appid, encrypted)
     except crypto.CryptoError as exc:
-        return refuse(400, f"cannot decrypt: {exc}", account.appid)
+        return _refusal(400, f"cannot decrypt: {exc}")
     return xml
