@@ -195,3 +195,15 @@ def test_deleting_an_account_is_audited(admin_client, admin_user, account):
     assert not OfficialAccount.objects.exists()
     entry = AuditLog.objects.get(action="account.delete")
     assert entry.actor == admin_user and entry.data == {"appid": "wx_test_appid_0001"}
+
+
+def test_saving_an_account_drops_the_webhooks_cached_copy(admin_client, account):
+    from wechat import webhook
+
+    webhook._account(account.appid)
+    assert account.appid in webhook._accounts
+    response = admin_client.post(change_url(account), form_data(account, is_active=""))
+    assert response.status_code == 302
+    assert account.appid not in webhook._accounts
+    account.refresh_from_db()
+    assert account.is_active is False
