@@ -19,6 +19,7 @@ import json
 import logging
 from collections import OrderedDict
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
@@ -33,8 +34,23 @@ log = logging.getLogger(__name__)
 UNAUTHENTICATED = 4401
 CATCH_UP_LIMIT = 500
 
+# Channel-layer events whose handlers never touch the database.
+_NO_DATABASE = frozenset({live.EVENT_TYPE, presence.EVENT_TYPE})
+
 
 class InboxConsumer(AsyncJsonWebsocketConsumer):
+    async def dispatch(self, message):
+        # Channels' dispatch hops to a thread for `close_old_connections`
+        # before every handler, even in an async consumer: per delivery, the
+        # very cost this consumer exists to avoid. Events that need no
+        # database skip it; everything else goes the usual way (and every
+        # database call here is a database_sync_to_async, which closes old
+        # connections in the thread that uses them).
+        if message.get("type") in _NO_DATABASE:
+            await getattr(self, get_handler_name(message))(message)
+        else:
+            await super().dispatch(message)
+
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated or not user.is_active:
