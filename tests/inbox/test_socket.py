@@ -1,8 +1,12 @@
 """The agents' websocket through the real ASGI stack (origin check, session auth, routing, channel layer)."""
 
+import asyncio
+import json
+import threading
+
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
-from channels.layers import channel_layers
+from channels.layers import channel_layers, get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
@@ -10,6 +14,7 @@ from config.asgi import application
 from inbox import services
 from inbox.models import Presence
 from tests.inbox.conftest import follower_says
+from wechat import live
 from wechat.models import Contact, Conversation, LiveUpdate, OfficialAccount
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -233,5 +238,89 @@ def test_an_unknown_message_type_gets_an_error_not_a_crash(agent):
         await socket.send_json_to({"type": "heartbeat"})
         assert await socket.receive_json_from(timeout=10) == {"type": "pong"}
         await socket.disconnect()
+
+    run(scenario)
+
+
+def hand_made_event(account_id, preview, *, event_id=10**9):
+    """A live event as wechat.live publishes it, built without the database."""
+    return {
+        "type": live.EVENT_TYPE,
+        "id": event_id,
+        "kind": "inbound",
+        "account": account_id,
+        "conversation": None,
+        "data": {"preview": preview},
+    }
+
+
+def test_a_live_event_reaches_the_agent_while_the_database_thread_is_busy(account, agent):
+    # Delivering a live event needs no database, so it must not queue behind
+    # database work: with 50 agents every event is 50 deliveries, and one
+    # thread hop each saturated the server (docs/benchmarks.md §2). Here the
+    # one thread that database calls run in is held; the event still arrives.
+    release = threading.Event()
+
+    async def scenario():
+        socket, _ = await open_socket(agent)
+        await socket.receive_json_from(timeout=10)
+        busy = asyncio.ensure_future(sync_to_async(release.wait)(30))
+        try:
+            await asyncio.sleep(0.1)
+            assert not busy.done()
+            await get_channel_layer().group_send(live.account_group(account.pk), hand_made_event(account.pk, "快"))
+            event = await socket.receive_json_from(timeout=5)
+            assert event == {
+                "type": "live",
+                "id": 10**9,
+                "kind": "inbound",
+                "account": account.pk,
+                "conversation": None,
+                "data": {"preview": "快"},
+            }
+            assert not busy.done()
+        finally:
+            release.set()
+            await busy
+        await socket.disconnect()
+
+    run(scenario)
+
+
+def test_an_event_naming_another_account_is_not_forwarded_even_on_the_agents_group(account, agent):
+    # The group is per account, but the consumer checks the event's account
+    # too (a membership revoked while connected must not keep leaking).
+    other = OfficialAccount.objects.create(appid="wx_not_theirs", token="t")
+
+    async def scenario():
+        socket, _ = await open_socket(agent)
+        await socket.receive_json_from(timeout=10)
+        layer, group = get_channel_layer(), live.account_group(account.pk)
+        await layer.group_send(group, hand_made_event(other.pk, "不该看到", event_id=1))
+        await layer.group_send(group, hand_made_event(account.pk, "该看到", event_id=2))
+        event = await socket.receive_json_from(timeout=10)
+        assert (event["id"], event["data"]["preview"]) == (2, "该看到")
+        assert await socket.receive_nothing(timeout=0.2)
+        await socket.disconnect()
+
+    run(scenario)
+
+
+def test_every_agent_gets_the_same_text_and_a_reused_id_is_never_served_stale(account, agent, colleague):
+    # The text of an event is encoded once per process for all its sockets;
+    # an id alone must not decide what is sent (ids repeat across databases).
+    async def scenario():
+        first, _ = await open_socket(agent)
+        second, _ = await open_socket(colleague)
+        for socket in (first, second):
+            await socket.receive_json_from(timeout=10)
+        layer, group = get_channel_layer(), live.account_group(account.pk)
+        await layer.group_send(group, hand_made_event(account.pk, "旧", event_id=7))
+        texts = [await socket.receive_from(timeout=10) for socket in (first, second)]
+        assert texts[0] == texts[1] and json.loads(texts[0])["data"]["preview"] == "旧"
+        await layer.group_send(group, hand_made_event(account.pk, "新", event_id=7))
+        for socket in (first, second):
+            assert (await socket.receive_json_from(timeout=10))["data"]["preview"] == "新"
+            await socket.disconnect()
 
     run(scenario)
