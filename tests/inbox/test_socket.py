@@ -45,6 +45,14 @@ async def open_socket(user=None, *, origin="http://testserver"):
     return socket, connected
 
 
+async def greeted_socket(user):
+    """An open socket of `user` past its hello."""
+    socket, connected = await open_socket(user)
+    assert connected
+    await socket.receive_json_from(timeout=10)
+    return socket
+
+
 def run(coroutine_function):
     return async_to_sync(coroutine_function)()
 
@@ -262,8 +270,7 @@ def test_a_live_event_reaches_the_agent_while_the_database_thread_is_busy(accoun
     release = threading.Event()
 
     async def scenario():
-        socket, _ = await open_socket(agent)
-        await socket.receive_json_from(timeout=10)
+        socket = await greeted_socket(agent)
         busy = asyncio.ensure_future(sync_to_async(release.wait)(30))
         try:
             await asyncio.sleep(0.1)
@@ -293,8 +300,7 @@ def test_an_event_naming_another_account_is_not_forwarded_even_on_the_agents_gro
     other = OfficialAccount.objects.create(appid="wx_not_theirs", token="t")
 
     async def scenario():
-        socket, _ = await open_socket(agent)
-        await socket.receive_json_from(timeout=10)
+        socket = await greeted_socket(agent)
         layer, group = get_channel_layer(), live.account_group(account.pk)
         await layer.group_send(group, hand_made_event(other.pk, "不该看到", event_id=1))
         await layer.group_send(group, hand_made_event(account.pk, "该看到", event_id=2))
@@ -310,10 +316,7 @@ def test_every_agent_gets_the_same_text_and_a_reused_id_is_never_served_stale(ac
     # The text of an event is encoded once per process for all its sockets;
     # an id alone must not decide what is sent (ids repeat across databases).
     async def scenario():
-        first, _ = await open_socket(agent)
-        second, _ = await open_socket(colleague)
-        for socket in (first, second):
-            await socket.receive_json_from(timeout=10)
+        first, second = await greeted_socket(agent), await greeted_socket(colleague)
         layer, group = get_channel_layer(), live.account_group(account.pk)
         await layer.group_send(group, hand_made_event(account.pk, "旧", event_id=7))
         texts = [await socket.receive_from(timeout=10) for socket in (first, second)]
