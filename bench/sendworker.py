@@ -9,7 +9,9 @@ Throughput is sends per second between the first and the last `sent_at`;
 duplicates are counted on the sandbox's side (what "WeChat" received).
 """
 
+import os
 import time
+from pathlib import Path
 
 from bench import env
 from bench.common import BENCH_PY, ROOT, Server, log
@@ -76,12 +78,15 @@ def run(urls, *, follower_count=400, per_contact=5, threads=32, latency_ms=100, 
         worker_env = {**base_env, "WECHAT_API_BASE": api_base}
         worker = Server("sendworker", worker_cmd, env=worker_env, probe=None)
         started = time.monotonic()
+        sandbox_cpu_before = _cpu_seconds(sandbox)
         worker.start()
         pending = OutboundMessage.objects.filter(pk__in=ids, status__in=["queued", "sending"])
         while pending.exists() and time.monotonic() - started < timeout:
             time.sleep(0.5)
         peak = worker.peak_rss_mb()
         sandbox_peak = sandbox.peak_rss_mb()
+        worker_cpu = _cpu_seconds(worker)
+        sandbox_cpu = _cpu_seconds(sandbox) - sandbox_cpu_before
         worker.stop()
     sandbox_log = sandbox.log_path.read_text(errors="replace")
     rows = OutboundMessage.objects.filter(pk__in=ids)
@@ -108,6 +113,10 @@ def run(urls, *, follower_count=400, per_contact=5, threads=32, latency_ms=100, 
         # PostgreSQL refusing connections ("too many clients") makes the
         # sandbox answer 500: a property of the shared server, not of WeChat.
         "sandbox_db_refusals": sandbox_log.count("too many clients"),
+        # CPU spent per message sent, worker and sandbox: on a shared, loaded
+        # machine a steadier figure than the rate (PostgreSQL's is not counted).
+        "worker_cpu_ms_per_send": round(1000 * worker_cpu / max(statuses["sent"], 1), 1),
+        "sandbox_cpu_ms_per_send": round(1000 * sandbox_cpu / max(statuses["sent"], 1), 1),
         "worker_peak_rss_mb": peak,
         "sandbox_peak_rss_mb": sandbox_peak,
     }
@@ -116,6 +125,18 @@ def run(urls, *, follower_count=400, per_contact=5, threads=32, latency_ms=100, 
         f"{statuses}, duplicates {result['duplicates']}"
     )
     return result
+
+
+def _cpu_seconds(server):
+    """User + system CPU time of a server's processes so far (Linux /proc), in seconds."""
+    ticks = 0
+    for pid in server.pids():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _median(qs, field):

@@ -276,7 +276,9 @@ def deliver_due(*, contact_id, worker=None, limit=100):
     handled = 0
     accounts = {}
     while handled < limit:
-        message = claim_next(contact_id=contact_id, worker=worker)
+        # After a delivery the follower's next message is usually due: go
+        # straight to the locked claim, skip the unlocked look.
+        message = claim_next(contact_id=contact_id, worker=worker, look_first=handled == 0)
         if message is None:
             break
         if message.account_id not in accounts:
@@ -318,7 +320,7 @@ def _lock_contact(contact_id):
             cursor.execute(f"SELECT id FROM {table} WHERE id = %s FOR UPDATE", [contact_id])  # noqa: S608
 
 
-def claim_next(*, contact_id, worker, now=None):
+def claim_next(*, contact_id, worker, now=None, look_first=True):
     """Claim the contact's oldest due queued message (queued → sending), or None.
 
     Under the Contact row lock the check "nothing in flight" and the update
@@ -330,42 +332,23 @@ def claim_next(*, contact_id, worker, now=None):
     # Most delivery tasks find nothing to do (each queued message brings one,
     # and the first delivers the follower's whole backlog): answer those
     # without taking a lock — on SQLite that lock is the database's.
-    waiting, in_flight = _backlog_state(contact_id, now)
-    if not waiting or in_flight:
-        return None
+    if look_first:
+        waiting, in_flight = _backlog_state(contact_id, now)
+        if not waiting or in_flight:
+            return None
+    lease_until = now + timedelta(seconds=lease_seconds())
     with transaction.atomic():
         # Lock first, then look, in two statements: under READ COMMITTED a
         # SELECT … FOR UPDATE that waited for the lock still evaluates its
         # other expressions with the snapshot taken before the wait, so a
         # worker queued behind another's claim would not see that claim's
-        # `sending` row and could send the next message out of order.
+        # `sending` row and could send the next message out of order. The
+        # look is the claiming UPDATE itself, a statement of its own after
+        # the lock: a fresh snapshot.
         _lock_contact(contact_id)
-        waiting, in_flight = _backlog_state(contact_id, now)
-        if not waiting or in_flight:
+        message = _claim_head(contact_id, worker, now, lease_until)
+        if message is None:
             return None
-        head = (
-            OutboundMessage.objects.filter(contact_id=contact_id, status=S.QUEUED, send_at__lte=now)
-            .order_by("send_at", "id")
-            .first()
-        )
-        if head is None or (head.next_attempt_at is not None and head.next_attempt_at > now):
-            return None
-        lease_until = now + timedelta(seconds=lease_seconds())
-        claimed = OutboundMessage.objects.filter(pk=head.pk, status=S.QUEUED).update(
-            status=S.SENDING,
-            worker=worker,
-            claimed_at=now,
-            lease_expires_at=lease_until,
-            attempts=F("attempts") + 1,
-            next_attempt_at=None,
-        )
-        if not claimed:
-            return None
-        message = head
-        message.status, message.worker, message.claimed_at = S.SENDING, worker, now
-        message.lease_expires_at = lease_until
-        message.attempts += 1
-        message.next_attempt_at = None
         live.record(
             account_id=message.account_id,
             conversation_id=message.conversation_id,
@@ -373,6 +356,33 @@ def claim_next(*, contact_id, worker, now=None):
             data=_event_data(message),
         )
     return message
+
+
+def _claim_head(contact_id, worker, now, lease_until):
+    """queued → sending for the follower's oldest due message, in one statement; the claimed row or None.
+
+    Nothing is claimed when another message of the follower is in flight, or
+    when the oldest due one waits for its retry time (the ones behind it wait
+    too). Run it under the Contact lock (`_lock_contact`).
+    """
+    table = connection.ops.quote_name(OutboundMessage._meta.db_table)
+    # Only the quoted table name is interpolated; every value is a parameter.
+    sql = "".join(
+        (
+            f"UPDATE {table} SET status = %s, worker = %s, claimed_at = %s, lease_expires_at = %s, ",  # noqa: S608
+            "attempts = attempts + 1, next_attempt_at = NULL ",
+            f"WHERE id = (SELECT id FROM {table} WHERE contact_id = %s AND status = %s AND send_at <= %s ",  # noqa: S608
+            "ORDER BY send_at, id LIMIT 1) ",
+            "AND (next_attempt_at IS NULL OR next_attempt_at <= %s) ",
+            f"AND NOT EXISTS (SELECT 1 FROM {table} WHERE contact_id = %s AND status = %s) ",  # noqa: S608
+            "RETURNING *",
+        )
+    )
+    adapt = connection.ops.adapt_datetimefield_value
+    params = [S.SENDING, worker, adapt(now), adapt(lease_until), contact_id, S.QUEUED, adapt(now), adapt(now)]
+    params += [contact_id, S.SENDING]
+    claimed = list(OutboundMessage.objects.raw(sql, params))
+    return claimed[0] if claimed else None
 
 
 def deliver(message, *, worker):

@@ -18,7 +18,7 @@ import threading
 import time
 from datetime import timedelta
 
-from django.db import close_old_connections, connection
+from django.db import DEFAULT_DB_ALIAS, close_old_connections, connection, connections
 from django.utils import timezone
 from django_tasks_db.management.commands.db_worker import Worker
 
@@ -57,6 +57,10 @@ class SendWorker:
     def run(self):
         """Start the threads, sweep until asked to stop, then wait for the threads."""
         client.configure(pool_size=self.threads + 4)
+        # Each task thread holds a database connection for the whole task; the
+        # main thread sweeps. A smaller pool would park the surplus threads in
+        # the pool's queue (and time them out) however many --threads says.
+        size_database_pool(self.threads + 2)
         for index in range(1, self.threads + 1):
             worker = _ThreadWorker(
                 queue_names=self.queues,
@@ -128,3 +132,27 @@ class SendWorker:
         failed, _ = done.failed().filter(finished_at__lte=cutoff - KEEP_FAILED).delete()
         if deleted or failed:
             log.info("pruned %s finished and %s failed task rows", deleted, failed)
+
+
+def size_database_pool(size, *, alias=DEFAULT_DB_ALIAS):
+    """Make a PostgreSQL connection pool (settings OPTIONS["pool"]) hold at least `size` connections.
+
+    Returns the pool's max_size now in force, or None without a pool. A pool
+    already opened in this process with fewer is closed; the next connection
+    opens a new one.
+    """
+    wrapper = connections[alias]
+    options = wrapper.settings_dict.get("OPTIONS") or {}
+    pool = options.get("pool")
+    if not pool:
+        return None
+    if pool is True:
+        pool = options["pool"] = {}
+    current = pool.get("max_size") or pool.get("min_size") or 4  # psycopg_pool's default
+    if current >= size:
+        return current
+    pool["max_size"] = size
+    if wrapper.alias in type(wrapper)._connection_pools:
+        wrapper.close_pool()
+    log.info("database pool for %s sized to %s connections", alias, size)
+    return size

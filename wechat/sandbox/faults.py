@@ -124,9 +124,10 @@ class Plan:
         return self.answer or self.late or self.latency
 
 
-def plan(path, *, account=None, token_call=False):
-    """Take this call's faults (one query when none is armed)."""
-    candidates = armed(path, account=account)
+def plan(path, *, account=None, token_call=False, candidates=None):
+    """Take this call's faults (one query when none is armed; none when `candidates` is given)."""
+    if candidates is None:
+        candidates = armed(path, account=account)
     if not candidates:
         return Plan()
     # Token calls carry no access token to expire.
@@ -143,18 +144,29 @@ def delay_seconds(fault):
     return min(fault.delay_ms, MAX_DELAY_MS) / 1000
 
 
-# --- connection reset under uvicorn ------------------------------------------------
+# --- under uvicorn: reset, and the delay before the answer -------------------------
+
+# Where ResetMiddleware leaves the call's Plan for the view (`request.scope`).
+SCOPE_KEY = "wechat.sandbox.fault_plan"
 
 
 class ResetMiddleware:
-    """ASGI middleware: a `reset` fault drops the TCP connection before the request is read.
+    """ASGI middleware: take each API call's faults before Django runs; drop or delay the call here.
 
-    Wrap the outermost application (config/asgi.py) so `send` is still the
+    A `reset` fault drops the TCP connection before the request is read. Wrap
+    the outermost application (config/asgi.py) so `send` is still the
     server's own bound method: under uvicorn that is the protocol cycle, whose
     `transport` we abort after setting SO_LINGER to 0 — the kernel then sends a
     RST instead of a FIN, which is what a client sees when WeChat's front end
     drops a connection. With another server (no reachable transport) the
     fault answers an empty HTTP 502 instead, and says so in the log.
+
+    The other faults are planned here too (`plan_call`, one query when none
+    is armed) and handed to the view in the scope. A `latency` delay is an
+    `asyncio.sleep` on the event loop: a delayed call holds no thread and no
+    database connection while it waits, as a slow WeChat holds nothing of
+    ours. (Called without this middleware — Django's test client — the view
+    plans and sleeps itself.)
     """
 
     def __init__(self, app):
@@ -165,9 +177,11 @@ class ResetMiddleware:
             return await self.app(scope, receive, send)
         if not settings.WECHAT_SANDBOX:
             return await self.app(scope, receive, send)
-        fault = await _take_reset(scope)
-        if fault is None:
-            return await self.app(scope, receive, send)
+        reset, call_plan = await _plan_call(scope)
+        if reset is None:
+            if call_plan.latency is not None:
+                await asyncio.sleep(delay_seconds(call_plan.latency))
+            return await self.app({**scope, SCOPE_KEY: call_plan}, receive, send)
         transport = getattr(getattr(send, "__self__", None), "transport", None)
         if transport is not None:
             _abort(transport)
@@ -185,27 +199,39 @@ class ResetMiddleware:
 
 
 @sync_to_async
-def _take_reset(scope):
-    from wechat.sandbox import platform
+def _plan_call(scope):
+    """(the reset fault taken, None) or (None, the call's Plan): the faults of one API call."""
+    from wechat.sandbox import platform, views
 
     path = scope["path"][len("/sandbox") :]
-    # Cheap check first: almost every call finds no reset armed at all.
-    if not SandboxFault.objects.filter(kind=Kind.RESET, remaining__gt=0).exists():
-        return None
-    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-    token = (query.get("access_token") or [""])[0]
-    account = platform.token_owner(token)
-    fault = take(path, account=account, kinds=[Kind.RESET])
+    # Every fault that could hit this path, whoever's it is: usually none, one query.
+    candidates = list(
+        SandboxFault.objects.filter(remaining__gt=0).filter(Q(endpoint="") | Q(endpoint=path)).order_by("id")
+    )
+    if not candidates:
+        return None, Plan()
+    query_string = scope.get("query_string", b"").decode("latin-1")
+    endpoint = views.ENDPOINTS.get(path)
+    token_call = endpoint is not None and not endpoint.needs_token
+    account = None
+    if any(f.account_id is not None for f in candidates):
+        # Only an account-scoped fault needs to know whose token this is.
+        token = (parse_qs(query_string).get("access_token") or [""])[0]
+        account = platform.token_owner(token)
+        mine = account.pk if account is not None else None
+        candidates = [f for f in candidates if f.account_id is None or f.account_id == mine]
+    fault = take(path, account=account, kinds=[Kind.RESET], candidates=candidates)
     if fault is not None:
         SandboxCall.objects.create(
             account=account,
             method=scope.get("method", ""),
             path=path,
-            query=redact(scope.get("query_string", b"").decode("latin-1"))[:1024],
+            query=redact(query_string)[:1024],
             fault=Kind.RESET,
             errmsg="connection reset",
         )
-    return fault
+        return fault, None
+    return None, plan(path, account=account, token_call=token_call, candidates=candidates)
 
 
 def _abort(transport):

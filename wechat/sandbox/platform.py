@@ -161,19 +161,23 @@ def _expires_in(token, at):
     return max(int((token.expires_at - at).total_seconds()), 0)
 
 
-def token_owner(value):
-    """The account a token value was issued to (None for garbage), for fault scoping."""
+def find_token(value):
+    """The token row issued under `value` (with its account), or None."""
     if not value:
         return None
-    token = SandboxToken.objects.select_related("account").filter(value=value).first()
+    return SandboxToken.objects.select_related("account").filter(value=value).first()
+
+
+def token_owner(value):
+    """The account a token value was issued to (None for garbage), for fault scoping."""
+    token = find_token(value)
     return token.account if token else None
 
 
-def authenticate(value, *, at):
-    """The account calling with access_token `value` (§1.3 errcodes otherwise)."""
+def check_token(value, token, *, at):
+    """The account calling with access_token `value`, its row `token` read by `find_token` (§1.3 errcodes otherwise)."""
     if not value:
         raise ApiError(41001)
-    token = SandboxToken.objects.select_related("account").filter(value=value).first()
     problem = rules.token_problem(token, at)
     if problem:
         raise ApiError(problem)
