@@ -63,6 +63,7 @@ def list_rows(rows, params, now):
     every live update.
     """
     closed, left, waiting = _("已关闭"), _("%(countdown)s · 剩 %(n)s 条"), _("已等待 %(since)s")
+    unread_title, you, nobody = _("未读消息"), _("我方："), _("未分配")
     since_title = escape(_("等待开始"))
     zone = timezone.get_current_timezone()
     head, tail = (escape(part) for part in reverse("inbox:conversation", args=[_PK]).split(str(_PK)))
@@ -74,19 +75,22 @@ def list_rows(rows, params, now):
         described = window.describe(c.contact.window_state(), now)
         expires, remaining = described["expires_at"], described["remaining"]
         at = c.last_message_at.astimezone(zone)
+        # Numbers as text: what the template's localize() makes of an int (no grouping).
         row = {
-            "pk": c.pk,
-            "unread": c.unread,
-            "assignee_id": c.assignee_id or "",
+            "id": c.pk,
+            "pk": str(c.pk),
+            "unread": str(c.unread) if c.unread else "",
+            "unread_title": unread_title,
+            "assignee_id": str(c.assignee_id) if c.assignee_id else "",
             "href": mark_safe(f"{head}{c.pk}{tail}{query}"),  # noqa: S308 — every part escaped above
             "who": str(c.contact),
             "open": described["open"],
             "expires_at": expires.isoformat() if expires else "",
-            "remaining": "" if remaining is None else remaining,
+            "remaining": "" if remaining is None else str(remaining),
             "label": localized_label(described, closed, left),
-            "outgoing": c.last_message_direction == "out",
+            "you": you if c.last_message_direction == "out" else "",
             "preview": wechat_text(c.last_message_preview),
-            "assignee": access.display_name(c.assignee) if c.assignee else "",
+            "assignee": access.display_name(c.assignee) if c.assignee else nobody,
             "at_iso": at.isoformat(),
             "at": f"{at:%m-%d %H:%M}",
             "waiting_title": "",

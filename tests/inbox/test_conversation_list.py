@@ -214,3 +214,28 @@ def test_a_long_conversation_renders_without_a_query_per_item(
     assert body["timeline"].count('class="item in') == 31
     assert body["timeline"].count('class="item out') == 5
     assert body["timeline"].count("activity-note") == 30
+
+
+def test_tab_badges_count_unread_live_conversations_up_to_the_cap(account, agent, colleague):
+    other = OfficialAccount.objects.create(appid="wx_other_badge", token="t3")
+    other.agents.add(agent)
+    for i in range(queries.BADGE_CAP + 6):  # 4 of them resolved or taken below: still over the cap
+        follower_says(account, f"排队 {i}", openid=f"o_queue_{i:03d}")
+    follower_says(other, "另一个号", openid="o_other_badge")
+    resolved = conversation_of(account, "o_queue_000")
+    services.resolve_conversation(conversation=resolved, actor=agent)
+    for openid, who in (("o_queue_001", agent), ("o_queue_002", agent), ("o_queue_003", colleague)):
+        services.take_conversation(conversation=conversation_of(account, openid), actor=who)
+    services.mark_read(conversation=conversation_of(account, "o_queue_002"), user=agent)
+
+    assert queries.tab_badges(user=agent, account_ids=[account.pk]) == {"mine": 1, "unassigned": queries.BADGE_CAP + 1}
+    assert queries.tab_badges(user=colleague, account_ids=[account.pk]) == {
+        "mine": 1,
+        "unassigned": queries.BADGE_CAP + 1,
+    }
+    assert queries.tab_badges(user=agent, account_ids=[other.pk]) == {"mine": 0, "unassigned": 1}
+    assert queries.tab_badges(user=agent, account_ids=[]) == {"mine": 0, "unassigned": 0}
+    follower_says(account, "又来一句", openid="o_queue_002")
+    assert queries.tab_badges(user=agent, account_ids=[account.pk, other.pk])["mine"] == 2
+    services.resolve_conversation(conversation=conversation_of(account, "o_queue_001"), actor=agent)
+    assert queries.tab_badges(user=agent, account_ids=[account.pk])["mine"] == 1
