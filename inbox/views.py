@@ -57,7 +57,14 @@ def _list_context(request, params, now):
     account_ids = access.visible_account_ids(request.user)
     page = queries.conversation_page(user=request.user, account_ids=account_ids, params=params, now=now)
     badges = queries.tab_badges(user=request.user, account_ids=account_ids)
-    return {"page": page, "params": params, "badges": badges, "now": now, "badge_cap": queries.BADGE_CAP}
+    return {
+        "page": page,
+        "params": params,
+        "badges": badges,
+        "now": now,
+        "badge_cap": queries.BADGE_CAP,
+        "account_ids": account_ids,
+    }
 
 
 def conversation_state(conversation, user, now):
@@ -104,8 +111,7 @@ def _conversation_context(request, conversation, now):
     }
 
 
-def _canned(request):
-    account_ids = access.visible_account_ids(request.user)
+def _canned(account_ids):
     replies = CannedReply.objects.filter(account_id__in=account_ids) | CannedReply.objects.filter(account__isnull=True)
     return [
         {
@@ -144,21 +150,21 @@ def home(request, pk=None):
             ],
             "statuses": Conversation.Status.choices,
             "sorts": [("waiting", _("等待最久")), ("closing", _("窗口最先关闭")), ("recent", _("最新消息"))],
-            "config": _page_config(request, conversation, last_update_id, context.get("state")),
+            "config": _page_config(request, conversation, last_update_id, context),
         }
     )
     return render(request, "inbox/inbox.html", context)
 
 
-def _page_config(request, conversation, last_update_id, state):
+def _page_config(request, conversation, last_update_id, context):
     """Everything the page's script needs, as one JSON blob (no globals, no inline JS)."""
     return {
         "user": request.user.pk,
         "conversation": conversation.pk if conversation else None,
         "lastUpdateId": last_update_id,
-        "state": state,
+        "state": context.get("state"),
         "textMaxBytes": composer.TEXT_MAX_BYTES,
-        "canned": _canned(request),
+        "canned": _canned(context["account_ids"]),
         "urls": {
             "home": reverse("inbox:home"),
             "conversations": reverse("inbox:api-conversations"),
