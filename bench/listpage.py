@@ -10,9 +10,11 @@ server time timed (median of several runs after a warm-up).
 
 import os
 import random
+import re
 import statistics
 import time
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 from bench import env
 from bench.common import log
@@ -27,7 +29,8 @@ PAGES = {
     "mine": "/api/conversations/?tab=mine&status=open&sort=waiting",
     "unassigned": "/api/conversations/?tab=unassigned&status=open&sort=waiting",
     "resolved (the biggest status)": "/api/conversations/?tab=all&status=resolved&sort=recent",
-    "all, 5th page (keyset cursor)": "deep",
+    "all, 5th page (keyset cursor)": "deep:waiting",
+    "all, window closing soonest, 5th page": "deep:closing",
     "inbox page HTML (/?tab=all)": "/?tab=all",
 }
 
@@ -157,13 +160,17 @@ def measure(user):
     client.force_login(user)
     out = {}
     for label, url in PAGES.items():
-        if url == "deep":
-            url = "/api/conversations/?tab=all&status=open&sort=waiting"
+        if url.startswith("deep:"):
+            first = f"/api/conversations/?tab=all&status=open&sort={url.removeprefix('deep:')}"
+            url, seen = first, set()
             for _ in range(4):
-                cursor = client.get(url).json().get("next_cursor")
-                if not cursor:
+                body = client.get(url).json()
+                rows = re.findall(r'data-conversation="(\d+)"', body["html"])
+                assert seen.isdisjoint(rows), (label, "a keyset page repeated a row")
+                seen.update(rows)
+                if not body.get("next_cursor"):
                     break
-                url = f"/api/conversations/?tab=all&status=open&sort=waiting&cursor={cursor}"
+                url = f"{first}&cursor={quote(body['next_cursor'])}"
         assert client.get(url).status_code == 200  # warm-up
         with CaptureQueriesContext(connection) as ctx:
             response = client.get(url)
