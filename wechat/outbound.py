@@ -550,16 +550,21 @@ def sweep(*, now=None, batch=200):
                 log.warning("outbound %s: worker %s lost its lease; status unknown", pk, message.worker)
                 # Messages queued behind it for the same follower may go now.
                 transaction.on_commit(lambda cid=message.contact_id: _enqueue_delivery(cid, None))
+    # A follower with a message in flight has a task at work on the backlog
+    # (or, if its worker died, gets one when the lease above runs out).
+    in_flight = OutboundMessage.objects.filter(status=S.SENDING).values("contact_id")
     overdue = (
         OutboundMessage.objects.filter(status=S.QUEUED, send_at__lte=now - SWEEP_GRACE)
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now - SWEEP_GRACE))
+        .exclude(contact_id__in=in_flight)
         .values_list("contact_id", flat=True)
         .distinct()
     )
     contacts = sorted(set(overdue[:batch]))
+    pending = _deliveries_pending(contacts)
     requeued = 0
     for contact_id in contacts:
-        if _delivery_pending(contact_id):
+        if contact_id in pending:
             continue
         _enqueue_delivery(contact_id, None)
         requeued += 1
@@ -568,18 +573,24 @@ def sweep(*, now=None, batch=200):
     return expired, requeued
 
 
-def _delivery_pending(contact_id):
-    """Is a delivery task for this contact waiting to run? (A RUNNING one may belong to a dead worker.)"""
+def _deliveries_pending(contact_ids):
+    """Of these contacts, those with a delivery task waiting to run, in one query.
+
+    (A RUNNING task may belong to a dead worker: it does not count.)
+    """
+    if not contact_ids:
+        return set()
     try:
         from django_tasks_db.models import DBTaskResult
 
         from wechat import tasks
 
-        return DBTaskResult.objects.filter(
-            status="READY", task_path=tasks.deliver.module_path, args_kwargs__kwargs__contact_id=contact_id
-        ).exists()
+        waiting = DBTaskResult.objects.filter(
+            status="READY", task_path=tasks.deliver.module_path, args_kwargs__kwargs__contact_id__in=contact_ids
+        ).values_list("args_kwargs__kwargs__contact_id", flat=True)
+        return {int(c) for c in waiting if c is not None}
     except Exception:  # another task backend: a duplicate task is harmless anyway
-        return False
+        return set()
 
 
 # --- helpers --------------------------------------------------------------------

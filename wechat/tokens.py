@@ -20,10 +20,13 @@ import contextlib
 import fcntl
 import logging
 import threading
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from wechat import client, errors
 from wechat.models import AccessToken, OfficialAccount
@@ -57,10 +60,37 @@ def is_fresh(row, now):
 def get(account, *, now=None):
     """A valid token for `account`, fetched only if the shared one is missing or near expiry."""
     now = now or timezone.now()
-    row = AccessToken.objects.filter(account_id=account.pk).only("value", "expires_at", "fetched_at").first()
+    row = _stored(account.pk)
     if is_fresh(row, now):
         return row.value
     return refresh(account)
+
+
+@dataclass(frozen=True)
+class _Stored:
+    value: str
+    expires_at: datetime | None
+    fetched_at: datetime | None
+
+
+def _stored(account_id):
+    """The shared row's value and times, read with plain SQL: this runs before every send."""
+    table = connection.ops.quote_name(AccessToken._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT value, expires_at, fetched_at FROM {table} WHERE account_id = %s", [account_id])  # noqa: S608
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return _Stored(row[0], _aware(row[1]), _aware(row[2]))
+
+
+def _aware(value):
+    """A datetime column as the ORM would give it (SQLite hands back text or naive UTC)."""
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    if value is not None and settings.USE_TZ and timezone.is_naive(value):
+        value = timezone.make_aware(value, UTC)
+    return value
 
 
 def refresh(account, *, failed=None):

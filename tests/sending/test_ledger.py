@@ -207,6 +207,23 @@ def test_the_sweeper_reenqueues_due_messages_whose_task_was_lost(account, follow
     assert outbound.sweep(now=later) == (0, 0)
 
 
+def test_the_sweeper_leaves_a_follower_in_flight_and_one_with_a_waiting_task_alone(account, follower):
+    from tests.sending.conftest import open_window
+    from wechat import tasks
+
+    others = [open_window(Contact.objects.create(account=account, openid=f"o_other_{i}")) for i in range(2)]
+    queue(account, follower, "一")
+    queue(account, follower, "二")
+    for other in others:
+        queue(account, other)  # no on_commit in this test: every task was "lost"
+    outbound.claim_next(contact_id=follower.pk, worker=W)  # its worker goes on with "二" afterwards
+    tasks.enqueue_delivery(others[0].pk)  # a task is already waiting for this one
+    later = timezone.now() + outbound.SWEEP_GRACE + timedelta(seconds=1)
+    assert outbound.sweep(now=later) == (0, 1)
+    waiting = sorted(t.args_kwargs["kwargs"]["contact_id"] for t in DBTaskResult.objects.all())
+    assert waiting == sorted([others[0].pk, others[1].pk])
+
+
 def test_messages_behind_a_lost_worker_are_picked_up_by_the_sweeper(account, follower):
     queue(account, follower, "一")
     second = queue(account, follower, "二")

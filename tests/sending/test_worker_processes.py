@@ -227,3 +227,24 @@ def test_sigterm_stops_the_worker_cleanly(account, wechat, workers):
     worker = workers(threads=3)
     assert worker.stop() == 0
     assert "stopped" in worker.output()
+
+
+def test_every_thread_gets_a_database_connection_however_small_the_configured_pool(account, wechat, workers):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the connection pool is PostgreSQL's")
+    # Each thread holds its connection for the whole task, across the call
+    # to WeChat: an unsized pool of 2 would leave six threads timing out.
+    worker = workers(threads=8, DATABASE_POOL_MAX_SIZE="2", DATABASE_POOL_TIMEOUT="1")
+    contacts = [writes(account, openid=f"o_pool_{n}") for n in range(8)]
+    wx.inject_fault("latency", count=8, endpoint=SEND, delay_ms=1500)
+    ids = [
+        outbound.queue_message(account=account, contact=c, msgtype="text", data={"content": f"池 {c.openid}"}).pk
+        for c in contacts
+    ]
+    sent = OutboundMessage.objects.filter(pk__in=ids, status=S.SENT)
+    wait_until(lambda: sent.count() == len(ids), timeout=60, what="every send")
+    assert wx.delivered(account).count() == len(ids)
+    output = worker.output()
+    assert "died" not in output and "PoolTimeout" not in output and "Traceback" not in output
