@@ -31,7 +31,8 @@ def agents(count, account):
     return cookies
 
 
-def run(urls, *, agent_count=50, rate=100, seconds=20, workers=2):
+def run(urls, *, agent_count=50, rate=100, seconds=20, workers=2, server_args=()):
+    """One case. `server_args`: extra uvicorn options, for comparing server settings side by side."""
     from wechat.models import LiveUpdate, OfficialAccount
 
     env.wipe_traffic()
@@ -40,6 +41,7 @@ def run(urls, *, agent_count=50, rate=100, seconds=20, workers=2):
     after_id = LiveUpdate.objects.order_by("-id").values_list("id", flat=True).first() or 0
     cmd = [str(BENCH_PY), "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", "{port}"]
     cmd += ["--no-access-log", "--log-config", str(ROOT / "bench" / "uvicorn-log.json"), "--workers", str(workers)]
+    cmd += list(server_args)
     with Server("fanout", cmd, env=env.server_env(urls["database"], urls["redis"]), probe="/healthz") as server:
         config = {
             "port": server.port,
@@ -68,6 +70,7 @@ def run(urls, *, agent_count=50, rate=100, seconds=20, workers=2):
     result["peak_rss_mb"] = peak
     result["stored"] = env.counts()["inbound"]
     result["workers"] = workers
+    result["server_args"] = list(server_args)
     log(
         f"fanout {agent_count} agents at {rate} msg/s: p99 {result['p99_ms']} ms, "
         f"missing live {result['missing_live']}, after catch-up {result['missing_after_catch_up']}"
