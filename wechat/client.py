@@ -269,41 +269,20 @@ def _strip_query(url):
 
 
 def _write_log(entry, started, **fields):
+    from django.db import transaction
+
+    from wechat import rawsql
     from wechat.models import SendLog
 
     latency = int((time.monotonic() - started) * 1000)
     try:
-        insert_row(SendLog(**entry, latency_ms=latency, **fields))
+        # One INSERT without the ORM's compiler: this runs once per attempt
+        # and `objects.create` was a sixth of the send worker's CPU. As the
+        # ORM does, a failed INSERT inside atomic() dooms that transaction.
+        with transaction.mark_for_rollback_on_error():
+            rawsql.insert(SendLog(**entry, latency_ms=latency, **fields))
     except Exception:  # the attempt itself matters more than its log row
         log.warning("could not write SendLog for %s", entry.get("endpoint"), exc_info=True)
-
-
-_insert_sql = {}
-
-
-def insert_row(obj):
-    """INSERT one new model instance in a single statement, without reading its id back.
-
-    What `Model.objects.create` writes (field defaults, `pre_save`, the
-    database's value preparation), at a fraction of its CPU: the statement
-    is built once per model and connection vendor. One SendLog per HTTP
-    attempt made `create` a sixth of the send worker's CPU.
-    """
-    from django.db import connection, transaction
-
-    model = type(obj)
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    key = (model, connection.vendor)
-    sql = _insert_sql.get(key)
-    if sql is None:
-        quote = connection.ops.quote_name
-        columns = ", ".join(quote(f.column) for f in fields)
-        marks = ", ".join(["%s"] * len(fields))
-        sql = _insert_sql[key] = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({marks})"  # noqa: S608
-    values = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
-    # As the ORM does: a failed INSERT inside atomic() dooms that transaction.
-    with transaction.mark_for_rollback_on_error(), connection.cursor() as cursor:
-        cursor.execute(sql, values)
 
 
 def _transport_failure(exc):

@@ -44,7 +44,7 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from wechat import builders, client, errors, live, window
+from wechat import builders, client, errors, live, rawsql, window
 from wechat.models import AuditLog, Contact, Conversation, MediaAsset, OfficialAccount, OutboundMessage
 
 log = logging.getLogger("wechat.outbound")
@@ -466,10 +466,7 @@ def _settle_once(message, worker, status, *, reason="", errcode=None, errmsg="",
         contact = Contact.objects.select_for_update().get(pk=message.contact_id) if touches_window else None
         # Only the claimer settles. A row the sweeper already called unknown
         # may still learn its real outcome from a late answer.
-        settled = OutboundMessage.objects.filter(
-            pk=message.pk, worker=worker, status__in=[S.SENDING, S.UNKNOWN]
-        ).update(**update)
-        if not settled:
+        if not _settle_row(message.pk, worker, update):
             log.warning("outbound %s was settled by someone else; answer %s not recorded", message.pk, status)
             return False
         previous = message.status
@@ -494,6 +491,16 @@ def _settle_once(message, worker, status, *, reason="", errcode=None, errmsg="",
         "outbound %s %s → %s%s", message.pk, previous, status, f" (errcode {errcode})" if errcode is not None else ""
     )
     return True
+
+
+def _settle_row(pk, worker, values):
+    """UPDATE the claimed row to its outcome, if `worker` still holds it (sending, or unknown by the sweeper)."""
+    sql, params = rawsql.update_statement(OutboundMessage, pk, values)
+    # update_statement ends with "WHERE id = %s": the claimer's conditions follow.
+    sql += " AND worker = %s AND status IN (%s, %s)"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, worker, S.SENDING, S.UNKNOWN])
+        return cursor.rowcount == 1
 
 
 def _apply_window_verdict(contact, errcode, now):
