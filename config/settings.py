@@ -234,6 +234,8 @@ WECHAT_TIMESTAMP_TOLERANCE = _env_or_fail(env.int, "WECHAT_TIMESTAMP_TOLERANCE",
 WECHAT_MAX_BODY_BYTES = _env_or_fail(env.int, "WECHAT_MAX_BODY_BYTES", default=64 * 1024)
 # The webhook keeps each active account for this long per process (0: look it up on every push).
 WECHAT_ACCOUNT_CACHE_SECONDS = _env_or_fail(env.float, "WECHAT_ACCOUNT_CACHE_SECONDS", default=5.0)
+# Threads per web process that store pushes (wechat.consumers); each keeps one database connection.
+WEBHOOK_THREADS = _env_or_fail(env.int, "WEBHOOK_THREADS", default=8)
 WECHAT_CONNECT_TIMEOUT = _env_or_fail(env.float, "WECHAT_CONNECT_TIMEOUT", default=3.0)
 WECHAT_READ_TIMEOUT = _env_or_fail(env.float, "WECHAT_READ_TIMEOUT", default=10.0)
 SEND_WORKER_THREADS = _env_or_fail(env.int, "SEND_WORKER_THREADS", default=8)

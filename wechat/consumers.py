@@ -13,12 +13,17 @@ Differences that are deliberate: the body is read only up to the 64 KB limit
 middleware would add to a plain-text answer are set here directly.
 """
 
+import asyncio
+import contextvars
+import functools
 import logging
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
-from channels.db import database_sync_to_async
 from channels.generic.http import AsyncHttpConsumer
 from django.conf import settings
+from django.db import connection
 from django.http import QueryDict
 from django.http.request import split_domain_port, validate_host
 
@@ -103,16 +108,38 @@ class WebhookConsumer(AsyncHttpConsumer):
         return answer.status, answer.body, answer.content_type
 
 
-# Not thread-sensitive: each push runs on a thread of the pool with its own
-# persistent connection, so one request's database round trips overlap with
-# another's Python work instead of queueing behind it on a single thread.
-# `handle` shares no state between requests; the de-duplication is the
-# database's unique constraint, which holds across threads and processes.
+# Pushes are stored on a small pool of threads of their own, each keeping its
+# database connection from one push to the next: one push's round trips overlap
+# with another's Python, and no push pays a pool checkout plus the pool's
+# health-check round trip (Django's `database_sync_to_async` closes the
+# connection after every call, which with CONN_MAX_AGE=0 and a pool is exactly
+# that). A connection that failed is closed, so the thread's next push
+# reconnects. `handle` shares no state between requests; the de-duplication is
+# the database's unique constraint, which holds across threads and processes.
+_executor = None
+_executor_guard = threading.Lock()
+
+
+def _threads():
+    global _executor
+    with _executor_guard:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(settings.WEBHOOK_THREADS, thread_name_prefix="webhook")
+    return _executor
+
+
+async def _handle(appid, method, query, body, *, content_length):
+    call = functools.partial(_handle_sync, appid, method, query, body, content_length=content_length)
+    context = contextvars.copy_context()  # the request id reaches the log lines of the thread
+    return await asyncio.get_running_loop().run_in_executor(_threads(), context.run, call)
+
+
 def _handle_sync(appid, method, query, body, *, content_length):
-    return webhook.handle(appid, method, query, body, content_length=content_length)
-
-
-_handle = database_sync_to_async(_handle_sync, thread_sensitive=False)
+    try:
+        return webhook.handle(appid, method, query, body, content_length=content_length)
+    finally:
+        if connection.connection is not None and connection.errors_occurred and not connection.is_usable():
+            connection.close()
 
 
 def _header(scope, name):

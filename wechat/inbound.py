@@ -6,21 +6,23 @@ rows that opened it; agents are told after commit (wechat.live).
 
 This is the webhook's hot path, so it speaks SQL directly instead of through
 the ORM (query compilation was most of a push's time, docs/benchmarks.md §1).
-In the common case — a known follower with a live conversation — a push is
-five statements between BEGIN and COMMIT:
+A push from a known follower is:
 
-1. the follower's window and live conversation, the contact row locked
-   (`FOR UPDATE` on PostgreSQL; SQLite's IMMEDIATE transaction already holds
-   the only write lock), so the window is computed from what a concurrent
-   send's quota reservation left, never from a stale read ("lock, then look");
-2. the inbound row, `ON CONFLICT DO NOTHING` — no row back means WeChat sent
-   this push before (MsgId, or sender + time + event): nothing else is written;
-3. the contact's window (wechat.window, pure rules, decides it);
-4. the conversation touched (waiting since, woken from snoozed/pending);
-5. the LiveUpdate row (wechat.live).
+1. one SELECT of the follower's window and live conversation with the contact
+   row locked (`FOR UPDATE` on PostgreSQL; SQLite's IMMEDIATE transaction
+   already holds the only write lock), so the window is computed from what a
+   concurrent send's quota reservation left, never from a stale read ("lock,
+   then look"); on PostgreSQL it also draws the inbound row's id;
+2. the writes, decided by wechat.window (pure rules): the inbound row with
+   `ON CONFLICT DO NOTHING` — nothing back means WeChat sent this push before
+   (MsgId, or sender + time + event) and nothing else may be written — then the
+   contact's window, the conversation (waiting since, woken from snoozed or
+   pending) and the LiveUpdate row. On PostgreSQL these four are ONE statement
+   (data-modifying WITH clauses, each write conditional on the insert); on
+   SQLite, where there is no round trip to save, four.
 
 A first push, or the first after a resolve, creates the contact or the
-conversation through the ORM; those are rare.
+conversation through the ORM, step by step; those are rare.
 """
 
 import logging
@@ -51,10 +53,10 @@ class Received:
 
 @dataclass(frozen=True)
 class _Follower:
+    next_message_id: int | None  # PostgreSQL: the inbound row's id, drawn in the same statement
     contact_id: int
     state: window.WindowState
     conversation_id: int | None
-    conversation_status: str | None
 
 
 def receive(*, account, push, raw_xml="", now=None):
@@ -66,7 +68,12 @@ def receive(*, account, push, raw_xml="", now=None):
             _create_contact(account, push.from_user, now)
             follower = _locked_follower(account.pk, push.from_user)
         message = _new_message(account, follower, push, raw_xml, now)
-        if not rawsql.insert(message, ignore_conflicts=True):
+        starts = window.classify(push.msg_type, push.event) in _STARTS_CONVERSATION
+        if follower.next_message_id is not None and (follower.conversation_id is not None or not starts):
+            stored = _store_in_one_statement(account, follower, message, push, now)
+        else:
+            stored = _store_step_by_step(account, follower, message, push, now, starts=starts)
+        if not stored:
             OfficialAccount.objects.filter(pk=account.pk).update(duplicate_pushes=F("duplicate_pushes") + 1)
             log.info(
                 "duplicate push dropped: account=%s type=%s event=%s msgid=%s from=%s",
@@ -77,43 +84,84 @@ def receive(*, account, push, raw_xml="", now=None):
                 push.from_user,
             )
             return Received(None, True)
-        _update_window(follower, push, now)
-        conversation_id = follower.conversation_id
-        if conversation_id is not None:
-            _touch_conversation(conversation_id, message, now)
-        elif window.classify(push.msg_type, push.event) in _STARTS_CONVERSATION:
-            conversation_id = _start_conversation(account, follower.contact_id, message, now)
-            message.conversation_id = conversation_id
-            InboundMessage.objects.filter(pk=message.pk).update(conversation_id=conversation_id)
-        live.record(
-            account_id=account.pk,
-            conversation_id=conversation_id,
-            kind="inbound",
-            data={"message": message.pk, "contact": follower.contact_id, "preview": message.content[:140]},
-        )
         if message.media_status == InboundMessage.MediaStatus.PENDING:
             transaction.on_commit(lambda: _enqueue_media_fetch(message.pk))
     return Received(message, False)
 
 
+def _store_step_by_step(account, follower, message, push, now, *, starts):
+    if not rawsql.insert(message, ignore_conflicts=True):
+        return False
+    rawsql.update(Contact, follower.contact_id, _window_values(follower, push, now))
+    conversation_id = follower.conversation_id
+    if conversation_id is not None:
+        rawsql.update(Conversation, conversation_id, *_touch(message, now))
+    elif starts:
+        conversation_id = _start_conversation(account, follower.contact_id, message, now)
+        message.conversation_id = conversation_id
+        InboundMessage.objects.filter(pk=message.pk).update(conversation_id=conversation_id)
+    live.record(account_id=account.pk, conversation_id=conversation_id, kind="inbound", data=_live_data(message))
+    return True
+
+
+def _store_in_one_statement(account, follower, message, push, now):
+    """PostgreSQL: insert, window, conversation and LiveUpdate in one round trip."""
+    message.pk = follower.next_message_id  # drawn by _locked_follower, so the LiveUpdate can name it
+    update = live.new(
+        account_id=account.pk, conversation_id=follower.conversation_id, kind="inbound", data=_live_data(message)
+    )
+    parts = [rawsql.insert_statement(message, ignore_conflicts=True)]
+    stored = "EXISTS (SELECT 1 FROM m)"
+    parts.append(
+        rawsql.update_statement(Contact, follower.contact_id, _window_values(follower, push, now), only_if=stored)
+    )
+    if follower.conversation_id is not None:
+        values, expressions = _touch(message, now)
+        parts.append(
+            rawsql.update_statement(Conversation, follower.conversation_id, values, expressions, only_if=stored)
+        )
+    names = ["m", "k", "c"][: len(parts)]
+    sql = "WITH " + ", ".join(f"{name} AS ({part})" for name, (part, _) in zip(names, parts, strict=True))
+    live_sql, live_params = rawsql.insert_statement(update, source="m")
+    params = [p for _, part_params in parts for p in part_params] + live_params
+    with connection.cursor() as cursor:
+        cursor.execute(f"{sql} {live_sql}", params)
+        row = cursor.fetchone()
+    if row is None:
+        message.pk = None
+        return False
+    rawsql.saved(message, message.pk)
+    rawsql.saved(update, row[0])
+    live.announce(update)
+    return True
+
+
+def _live_data(message):
+    return {"message": message.pk, "contact": message.contact_id, "preview": message.content[:140]}
+
+
 def _locked_follower(account_id, openid):
+    postgres = connection.vendor == "postgresql"
     lock = " FOR UPDATE OF k" if connection.features.has_select_for_update_of else ""
+    next_id = "nextval(pg_get_serial_sequence(%s, 'id'))" if postgres else "NULL"
     columns = ", ".join(f"k.{c}" for c in _WINDOW_COLUMNS)
     # Identifiers come from the models; every value is a bound parameter.
     sql = (
-        f"SELECT k.id, k.subscribed, {columns}, c.id, c.status "  # noqa: S608
+        f"SELECT {next_id}, k.id, k.subscribed, {columns}, c.id "  # noqa: S608
         f"FROM {Contact._meta.db_table} k LEFT JOIN {Conversation._meta.db_table} c "
         "ON c.contact_id = k.id AND c.status <> %s "
         f"WHERE k.account_id = %s AND k.openid = %s{lock}"
     )
+    params = [Conversation.Status.RESOLVED, account_id, openid]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [Conversation.Status.RESOLVED, account_id, openid])
+        cursor.execute(sql, [InboundMessage._meta.db_table, *params] if postgres else params)
         row = cursor.fetchone()
     if row is None:
         return None
-    contact_id, subscribed, *grants, conversation_id, status = row
+    next_message_id, contact_id, subscribed, *grants, conversation_id = row
     long, short = (_grant(grants[i : i + 5]) for i in (0, 5))
-    return _Follower(contact_id, window.WindowState(bool(subscribed), long, short), conversation_id, status)
+    state = window.WindowState(bool(subscribed), long, short)
+    return _Follower(next_message_id, contact_id, state, conversation_id)
 
 
 def _grant(values):
@@ -167,7 +215,8 @@ def _jsonable(value):
     return value
 
 
-def _update_window(follower, push, now):
+def _window_values(follower, push, now):
+    """The contact's columns after this push (wechat.window decides)."""
     # The window runs from when WeChat says the follower acted, not from when
     # a retried push finally reached us; never from the future.
     acted_at = min(push.sent_at, now)
@@ -180,7 +229,7 @@ def _update_window(follower, push, now):
         values["subscribed_at"] = acted_at
     elif push.event == "unsubscribe":
         values["unsubscribed_at"] = acted_at
-    rawsql.update(Contact, follower.contact_id, values)
+    return values
 
 
 def _asks_for_answer(message):
@@ -189,7 +238,8 @@ def _asks_for_answer(message):
     return opens and message.event != "subscribe"
 
 
-def _touch_conversation(conversation_id, message, now):
+def _touch(message, now):
+    """(values, expressions) of the conversation row for one more inbound message."""
     values = {"last_message_at": now, "last_message_preview": message.content[:140], "last_message_direction": "in"}
     expressions = []
     if _asks_for_answer(message):
@@ -207,7 +257,7 @@ def _touch_conversation(conversation_id, message, now):
             ("snoozed_until", "CASE WHEN status IN (%s, %s) THEN NULL ELSE snoozed_until END", asleep),
             ("status", "CASE WHEN status IN (%s, %s) THEN %s ELSE status END", [*asleep, Conversation.Status.OPEN]),
         ]
-    rawsql.update(Conversation, conversation_id, values, expressions)
+    return values, expressions
 
 
 def _start_conversation(account, contact_id, message, now):
@@ -226,7 +276,7 @@ def _start_conversation(account, contact_id, message, now):
     except IntegrityError:
         # Cannot happen while the contact row is locked; kept for safety.
         conversation = Conversation.objects.exclude(status=Conversation.Status.RESOLVED).get(contact_id=contact_id)
-        _touch_conversation(conversation.pk, message, now)
+        rawsql.update(Conversation, conversation.pk, *_touch(message, now))
     return conversation.pk
 
 

@@ -38,11 +38,21 @@ def user_group(user_id):
 
 def record(*, account_id, kind, conversation_id=None, data=None):
     """Append a LiveUpdate and publish it after commit. Call inside the writing transaction."""
-    update = LiveUpdate(account_id=account_id, conversation_id=conversation_id, kind=kind, data=data or {})
+    update = new(account_id=account_id, kind=kind, conversation_id=conversation_id, data=data)
     rawsql.insert(update)  # every write path records one of these: no ORM compile per event
-    message = as_event(update)
-    transaction.on_commit(lambda: publish(account_group(account_id), message))
+    announce(update)
     return update
+
+
+def new(*, account_id, kind, conversation_id=None, data=None):
+    """An unsaved LiveUpdate, for a caller that stores it in a statement of its own (then `announce`)."""
+    return LiveUpdate(account_id=account_id, conversation_id=conversation_id, kind=kind, data=data or {})
+
+
+def announce(update):
+    """Publish a stored LiveUpdate once the transaction that stored it commits."""
+    message = as_event(update)
+    transaction.on_commit(lambda: publish(account_group(update.account_id), message))
 
 
 def as_event(update):

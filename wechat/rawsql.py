@@ -6,6 +6,9 @@ the machines we run on (docs/benchmarks.md §1). Values still go through each
 field's `get_db_prep_save`, so what is stored is byte for byte what the ORM
 would store — JSON, aware datetimes (naive UTC on SQLite), file names.
 Identifiers in the SQL come from model metadata only; every value is bound.
+
+The `*_statement` functions return (sql, params) so that a caller can run
+several of them as one PostgreSQL statement (data-modifying WITH clauses).
 """
 
 from functools import cache
@@ -14,39 +17,53 @@ from django.db import connection
 
 
 @cache
-def _insert_sql(model, vendor, ignore_conflicts):
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+def _insert_parts(model, vendor, with_pk):
+    fields = [f for f in model._meta.concrete_fields if with_pk or not f.primary_key]
     quote = connection.ops.quote_name
-    table, columns = quote(model._meta.db_table), ", ".join(quote(f.column) for f in fields)
-    sql = (
-        f"INSERT INTO {table} ({columns}) "  # noqa: S608
-        f"VALUES ({', '.join(['%s'] * len(fields))})"
-        f"{' ON CONFLICT DO NOTHING' if ignore_conflicts else ''} RETURNING {quote(model._meta.pk.column)}"
-    )
-    return sql, fields
+    return quote(model._meta.db_table), ", ".join(quote(f.column) for f in fields), fields
+
+
+def insert_statement(obj, *, ignore_conflicts=False, source=None):
+    """INSERT of `obj` (its pk too when set) RETURNING the pk.
+
+    With `source` (a WITH name), the row is inserted once per row of that
+    source — none when it is empty — instead of unconditionally.
+    """
+    table, columns, fields = _insert_parts(type(obj), connection.vendor, obj.pk is not None)
+    params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+    marks = ", ".join(["%s"] * len(fields))
+    rows = f"SELECT {marks} FROM {source}" if source else f"VALUES ({marks})"  # noqa: S608
+    conflict = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
+    pk = connection.ops.quote_name(obj._meta.pk.column)
+    return f"INSERT INTO {table} ({columns}) {rows}{conflict} RETURNING {pk}", params  # noqa: S608
 
 
 def insert(obj, *, ignore_conflicts=False):
     """Insert unsaved `obj`; set its pk and return True, or False if a unique constraint kept it out."""
-    sql, fields = _insert_sql(type(obj), connection.vendor, ignore_conflicts)
-    values = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+    sql, params = insert_statement(obj, ignore_conflicts=ignore_conflicts)
     with connection.cursor() as cursor:
-        cursor.execute(sql, values)
+        cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         return False
-    obj.pk = row[0]
-    obj._state.adding = False
-    obj._state.db = connection.alias
+    saved(obj, row[0])
     return True
 
 
-def update(model, pk, values, expressions=()):
-    """UPDATE one row by pk.
+def saved(obj, pk):
+    """Mark `obj` as the row stored under `pk`."""
+    obj.pk = pk
+    obj._state.adding = False
+    obj._state.db = connection.alias
+
+
+def update_statement(model, pk, values, expressions=(), *, only_if=""):
+    """UPDATE of one row by pk.
 
     `values` maps field names to Python values (bound parameters);
     `expressions` are (field name, SQL, params) for values the statement itself
-    decides from the row as it is now, e.g. ("waiting_since", "COALESCE(waiting_since, %s)", [t]).
+    decides from the row as it is now, e.g. ("waiting_since", "COALESCE(waiting_since, %s)", [t]);
+    `only_if` is an extra SQL condition without parameters.
     """
     quote = connection.ops.quote_name
     meta = model._meta
@@ -58,9 +75,15 @@ def update(model, pk, values, expressions=()):
     for name, sql, sql_params in expressions:
         sets.append(f"{quote(meta.get_field(name).column)} = {sql}")
         params.extend(sql_params)
+    where = f"{quote(meta.pk.column)} = %s" + (f" AND {only_if}" if only_if else "")
+    return f"UPDATE {quote(meta.db_table)} SET {', '.join(sets)} WHERE {where}", [*params, pk]  # noqa: S608
+
+
+def update(model, pk, values, expressions=()):
+    """UPDATE one row by pk (see `update_statement`)."""
+    sql, params = update_statement(model, pk, values, expressions)
     with connection.cursor() as cursor:
-        sql = f"UPDATE {quote(meta.db_table)} SET {', '.join(sets)} WHERE {quote(meta.pk.column)} = %s"  # noqa: S608
-        cursor.execute(sql, [*params, pk])
+        cursor.execute(sql, params)
 
 
 def prep(model, name, value):
