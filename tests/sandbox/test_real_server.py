@@ -109,3 +109,47 @@ def test_concurrent_stable_token_calls_get_one_token(server, account):
     with ThreadPoolExecutor(max_workers=6) as pool:
         tokens = set(pool.map(call, range(6)))
     assert len(tokens) == 1
+
+
+@pytest.fixture
+def small_pool_server(django_db_serialized_rollback, transactional_db):
+    # On PostgreSQL: two pooled connections per process, given up on after half a second.
+    running = Server(DATABASE_POOL_MAX_SIZE="2", DATABASE_POOL_TIMEOUT="0.5").start()
+    yield running
+    running.stop()
+
+
+def test_delayed_calls_wait_side_by_side_holding_no_database_connection(small_pool_server, account):
+    from concurrent.futures import ThreadPoolExecutor
+
+    token = wx.issue_token(account)
+    wx.inject_fault("latency", count=12, endpoint="/cgi-bin/user/info", delay_ms=1500)
+
+    def call(_):
+        params = {"access_token": token, "openid": "o_nobody"}
+        url = f"{small_pool_server.base}/sandbox/cgi-bin/user/info"
+        response = requests.get(url, params=params, timeout=30)
+        return response.status_code, response.json()["errcode"]
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answers = list(pool.map(call, range(12)))
+    # Twelve calls waiting 1.5 s each on a pool of two: none was refused a
+    # connection, every one got WeChat's answer after its delay.
+    assert answers == [(200, 40003)] * 12
+    assert [c.fault for c in wx.calls("/cgi-bin/user/info")] == ["latency"] * 12
+
+
+def test_a_fault_scoped_to_another_account_leaves_this_one_alone_under_uvicorn(server, account):
+    from wechat.models import OfficialAccount
+
+    other = OfficialAccount.objects.create(appid="wx_other", token="t", app_secret="s")
+    wx.inject_fault("busy", account=other)
+    wx.inject_fault("latency", account=account, delay_ms=50)
+
+    def info(token):
+        params = {"access_token": token, "openid": "o_nobody"}
+        return requests.get(f"{server.base}/sandbox/cgi-bin/user/info", params=params, timeout=10).json()["errcode"]
+
+    assert info(wx.issue_token(account)) == 40003
+    assert info(wx.issue_token(other)) == -1
+    assert [c.fault for c in wx.calls("/cgi-bin/user/info").order_by("id")] == ["latency", "busy"]
