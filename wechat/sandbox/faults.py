@@ -31,7 +31,8 @@ from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db.models import F, Q
+from django.db import connection
+from django.db.models import Q
 
 from config.logging import redact
 from wechat.sandbox.models import SandboxCall, SandboxFault
@@ -103,12 +104,20 @@ def take(path, *, account=None, kinds, candidates=None):
     for fault in candidates:
         if fault.kind not in kinds:
             continue
-        won = SandboxFault.objects.filter(pk=fault.pk, remaining__gt=0).update(
-            remaining=F("remaining") - 1, hits=F("hits") + 1
-        )
-        if won:
+        if _take_one(fault.pk):
             return fault
     return None
+
+
+def _take_one(pk):
+    """remaining - 1, hits + 1 if any remain: True if this call got the unit (one statement, every call)."""
+    table = connection.ops.quote_name(SandboxFault._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET remaining = remaining - 1, hits = hits + 1 WHERE id = %s AND remaining > 0",  # noqa: S608
+            [pk],
+        )
+        return cursor.rowcount == 1
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
-from wechat import window
+from wechat import rawsql, window
 from wechat.models import OfficialAccount
 from wechat.sandbox import rules
 from wechat.sandbox.models import SandboxFollower, SandboxMedia, SandboxMessage, SandboxToken
@@ -211,16 +211,20 @@ def send_custom(account, raw, *, at):
         follower.set_window_state(state)
         follower.last_exchange_at = at
         follower.typing_until = None  # any message ends the typing state (§4)
-        follower.save(update_fields=[*SandboxFollower.WINDOW_FIELDS, "last_exchange_at", "typing_until"])
-        SandboxMessage.objects.create(
-            account=account,
-            follower=follower,
-            openid=message.touser,
-            msgtype=message.msgtype,
-            payload=message.payload,
-            body=message.body,
-            kf_account=message.kf_account,
-            created_at=at,
+        # The busiest path of the fake: its writes skip the ORM's compiler.
+        changed = [*SandboxFollower.WINDOW_FIELDS, "last_exchange_at", "typing_until"]
+        rawsql.update(SandboxFollower, follower.pk, {name: getattr(follower, name) for name in changed})
+        rawsql.insert(
+            SandboxMessage(
+                account=account,
+                follower=follower,
+                openid=message.touser,
+                msgtype=message.msgtype,
+                payload=message.payload,
+                body=message.body,
+                kf_account=message.kf_account,
+                created_at=at,
+            )
         )
     return Reply(data=dict(OK))
 
