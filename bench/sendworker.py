@@ -79,6 +79,8 @@ def run(urls, *, follower_count=400, per_contact=5, threads=32, latency_ms=100, 
         worker = Server("sendworker", worker_cmd, env=worker_env, probe=None)
         started = time.monotonic()
         sandbox_cpu_before = _cpu_seconds(sandbox)
+        database = urls["database"].rsplit("/", 1)[1]
+        postgres_before = _postgres_cpu(database)
         worker.start()
         pending = OutboundMessage.objects.filter(pk__in=ids, status__in=["queued", "sending"])
         while pending.exists() and time.monotonic() - started < timeout:
@@ -87,6 +89,7 @@ def run(urls, *, follower_count=400, per_contact=5, threads=32, latency_ms=100, 
         sandbox_peak = sandbox.peak_rss_mb()
         worker_cpu = _cpu_seconds(worker)
         sandbox_cpu = _cpu_seconds(sandbox) - sandbox_cpu_before
+        postgres_cpu = _postgres_cpu(database, since=postgres_before)
         worker.stop()
     sandbox_log = sandbox.log_path.read_text(errors="replace")
     rows = OutboundMessage.objects.filter(pk__in=ids)
@@ -117,6 +120,9 @@ def run(urls, *, follower_count=400, per_contact=5, threads=32, latency_ms=100, 
         # machine a steadier figure than the rate (PostgreSQL's is not counted).
         "worker_cpu_ms_per_send": round(1000 * worker_cpu / max(statuses["sent"], 1), 1),
         "sandbox_cpu_ms_per_send": round(1000 * sandbox_cpu / max(statuses["sent"], 1), 1),
+        # The backends serving this database (a lower bound: connections that
+        # closed during the run are not seen).
+        "postgres_cpu_ms_per_send": round(1000 * postgres_cpu / max(statuses["sent"], 1), 1),
         "worker_peak_rss_mb": peak,
         "sandbox_peak_rss_mb": sandbox_peak,
     }
@@ -125,6 +131,25 @@ def run(urls, *, follower_count=400, per_contact=5, threads=32, latency_ms=100, 
         f"{statuses}, duplicates {result['duplicates']}"
     )
     return result
+
+
+def _postgres_cpu(database, since=None):
+    """CPU seconds of the PostgreSQL backends connected to `database`: {pid: s}, or the sum used after `since`."""
+    now = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if not title.startswith("postgres: ") or f" {database} " not in title:
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        now[int(entry.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    if since is None:
+        return now
+    return sum(used - since.get(pid, 0) for pid, used in now.items())
 
 
 def _cpu_seconds(server):
