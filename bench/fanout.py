@@ -9,6 +9,7 @@ arrival at each agent, database write included. See bench/fanout_client.py.
 
 import json
 import subprocess
+import uuid
 
 from bench import env
 from bench.common import BENCH_PY, ROOT, Server, log
@@ -42,7 +43,11 @@ def run(urls, *, agent_count=50, rate=100, seconds=20, workers=2, server_args=()
     cmd = [str(BENCH_PY), "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", "{port}"]
     cmd += ["--no-access-log", "--log-config", str(ROOT / "bench" / "uvicorn-log.json"), "--workers", str(workers)]
     cmd += list(server_args)
-    with Server("fanout", cmd, env=env.server_env(urls["database"], urls["redis"]), probe="/healthz") as server:
+    # A channel-layer prefix of its own: PubSub channels are global to the
+    # Redis server, and anything else publishing to `account.<id>` on the
+    # shared Redis (a webhook bench, a test run) would reach these agents.
+    server_env = env.server_env(urls["database"], urls["redis"], CHANNEL_LAYER_PREFIX=f"fanout{uuid.uuid4().hex[:8]}")
+    with Server("fanout", cmd, env=server_env, probe="/healthz") as server:
         config = {
             "port": server.port,
             "path": f"/wechat/{env.APPID}/?{signed_query()}",

@@ -17,6 +17,7 @@ import os
 import resource
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import websockets
@@ -24,15 +25,17 @@ import websockets
 TEMPLATE = (
     "<xml><ToUserName><![CDATA[{to}]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
     "<CreateTime>{ts}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
-    "<Content><![CDATA[bench#{seq}@{sent:.6f}]]></Content><MsgId>{msgid}</MsgId></xml>"
+    "<Content><![CDATA[bench#{run}.{seq}@{sent:.6f}]]></Content><MsgId>{msgid}</MsgId></xml>"
 )
 
 
 class Agent:
-    def __init__(self, index, cookie):
+    def __init__(self, index, cookie, run):
         self.index = index
         self.cookie = cookie
+        self.run_id = run
         self.latencies = {}
+        self.foreign = 0  # live events not from this run's pushes (must stay 0)
         self.ws = None
         self.ready = asyncio.Event()
         self.caught_up = asyncio.Queue()
@@ -46,10 +49,12 @@ class Agent:
                 event = json.loads(raw)
                 if event.get("type") == "hello":
                     self.ready.set()
-                elif event.get("type") == "live" and event.get("kind") == "inbound":
-                    seq, sent = _marker(event)
+                elif event.get("type") == "live":
+                    seq, sent = _marker(event, self.run_id)
                     if seq is not None:
                         self.latencies.setdefault(seq, (now - sent) * 1000)
+                    else:
+                        self.foreign += 1
                 elif event.get("type") == "caught_up":
                     self.caught_up.put_nowait(event)
 
@@ -62,18 +67,22 @@ class Agent:
             for update in reply["updates"]:
                 after = max(after, update["id"])
                 if update.get("kind") == "inbound":
-                    seq, _ = _marker(update)
+                    seq, _ = _marker(update, self.run_id)
                     if seq is not None:
                         seqs.add(seq)
             if not reply.get("more"):
                 return seqs
 
 
-def _marker(event):
-    preview = (event.get("data") or {}).get("preview", "")
-    if not preview.startswith("bench#"):
+def _marker(event, run):
+    """(seq, scheduled send time) of a push of run `run`, else (None, None)."""
+    if event.get("kind") != "inbound":
         return None, None
-    seq, _, sent = preview[6:].partition("@")
+    preview = (event.get("data") or {}).get("preview", "")
+    prefix = f"bench#{run}."
+    if not preview.startswith(prefix):
+        return None, None
+    seq, _, sent = preview[len(prefix) :].partition("@")
     return int(seq), float(sent)
 
 
@@ -119,7 +128,8 @@ class Sender:
 
 async def main(cfg):
     stop = asyncio.Event()
-    agents = [Agent(i, cookie) for i, cookie in enumerate(cfg["cookies"])]
+    run = uuid.uuid4().hex[:8]  # tells this run's pushes from any other traffic
+    agents = [Agent(i, cookie, run) for i, cookie in enumerate(cfg["cookies"])]
     ws_url = f"ws://127.0.0.1:{cfg['port']}/ws/inbox/"
     origin = f"http://127.0.0.1:{cfg['port']}"
     tasks = [asyncio.create_task(a.run(ws_url, origin, stop)) for a in agents]
@@ -137,7 +147,13 @@ async def main(cfg):
         if delay > 0:
             await asyncio.sleep(delay)
         body = TEMPLATE.format(
-            to=cfg["to_user"], openid=f"o_fan_{seq % 200}", ts=int(due), seq=seq, sent=due, msgid=cfg["msgbase"] + seq
+            to=cfg["to_user"],
+            openid=f"o_fan_{seq % 200}",
+            ts=int(due),
+            run=run,
+            seq=seq,
+            sent=due,
+            msgid=cfg["msgbase"] + seq,
         ).encode()
         posts.append(asyncio.create_task(sender.post(seq, body)))
     lag = time.time() - (start + (count - 1) / rate)
@@ -172,6 +188,7 @@ async def main(cfg):
         "p90_ms": _pct(latencies, 90),
         "p99_ms": _pct(latencies, 99),
         "max_ms": round(latencies[-1], 1) if latencies else None,
+        "foreign_live": sum(a.foreign for a in agents),
         "window_s": round(window, 2),
         "client_cpu_s": round(client_cpu, 2),
         "server_cpu_s": round(server_cpu, 2),
