@@ -60,6 +60,7 @@ def main(argv=None):
         duration = args.duration or (3 if quick else 10)
         results["settings"]["webhook"] = {"rounds": rounds, "duration_s": duration, "connections": webhook.CONNECTIONS}
         results["webhook"] = webhook.run(urls, rounds=rounds, duration=duration, warmup=1 if quick else 3)
+        results["webhook_in_process"] = webhook.in_process(count=300 if quick else 2000)
     if "fanout" in phases:
         from bench import fanout
 

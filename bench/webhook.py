@@ -179,3 +179,43 @@ def summarise(results):
             }
         summary[layout] = rows
     return summary
+
+
+def in_process(count=1000):
+    """One push's cost without HTTP: statements, CPU and wall time per push, in this process.
+
+    Plain text pushes from 997 followers who already have a live conversation
+    (the common case), through `wechat.webhook.handle` on the bench database.
+    """
+    from django.db import connection
+    from django.http import QueryDict
+    from django.test.utils import CaptureQueriesContext
+
+    from wechat import webhook
+
+    env.wipe_traffic()
+    query = QueryDict(signed_query())
+    template = body_template(int(time.time()))
+
+    def push(msgid):
+        body = template.replace("{openid}", f"o_bench_{msgid % 997}").replace("{msgid}", str(msgid)).encode()
+        answer = webhook.handle(env.APPID, "POST", query, body, content_length=len(body))
+        assert answer.status == 200, answer
+
+    for i in range(997):  # every follower known, every conversation live
+        push(9 * 10**12 + i)
+    with CaptureQueriesContext(connection) as queries:
+        for i in range(100):
+            push(9 * 10**12 + 10**6 + i)
+    cpu, wall = time.process_time(), time.perf_counter()
+    for i in range(count):
+        push(9 * 10**12 + 2 * 10**6 + i)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    env.wipe_traffic()
+    return {
+        "pushes": count,
+        "statements_per_push": len(queries.captured_queries) / 100,
+        "statements": sorted({q["sql"].split(" ", 1)[0] for q in queries.captured_queries}),
+        "cpu_ms_per_push": cpu / count * 1000,
+        "wall_ms_per_push": wall / count * 1000,
+    }

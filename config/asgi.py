@@ -17,26 +17,21 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
-from django.urls import path, re_path  # noqa: E402
 
 from inbox.routing import websocket_urlpatterns  # noqa: E402
-from wechat.consumers import WebhookConsumer  # noqa: E402
+from wechat.consumers import fast_path  # noqa: E402
 
 http_app = ASGIStaticFilesHandler(django_asgi_app) if settings.SERVE_STATIC else django_asgi_app
 
 application = ProtocolTypeRouter(
     {
-        # WeChat pushes take the fast path (no middleware, see
-        # wechat/consumers.py); everything else goes to Django.
-        "http": URLRouter(
-            [
-                path("wechat/<str:appid>/", WebhookConsumer.as_asgi()),
-                re_path(r"", http_app),
-            ]
-        ),
+        "http": http_app,
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+# WeChat pushes take the fast path (no middleware, no consumer, see
+# wechat/consumers.py); everything else goes to Channels and Django.
+application = fast_path(application)
 
 # Outermost, so the sandbox's connection-reset fault still holds the server's
 # own `send` (and through it the socket); every other request passes through.

@@ -1,12 +1,13 @@
-"""The webhook's fast path: `/wechat/<appid>/` as a Channels HTTP consumer.
+"""The webhook's fast path: `/wechat/<appid>/` as a plain ASGI application.
 
 Django's ASGI handler runs the middleware stack with sync↔async thread hops on
 every request, which costs several times the webhook's own work under uvicorn
 (docs/benchmarks.md). WeChat pushes need none of that middleware — no session,
-no CSRF, no locale — so this consumer reads the body itself and calls the same
+no CSRF, no locale — so this app reads the body itself and calls the same
 `wechat.webhook.handle` as the Django view (wechat.views.webhook), with the
 same arguments, and answers the same status and body. config/asgi.py routes
-the path here ahead of the Django app.
+the path here (`fast_path`) ahead of Channels' router and the Django app: a
+Channels consumer instance per request cost about a third of a push.
 
 Differences that are deliberate: the body is read only up to the 64 KB limit
 (Django would first spool a 10 MB body to disk), and the headers that the
@@ -17,11 +18,11 @@ import asyncio
 import contextvars
 import functools
 import logging
+import re
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from channels.generic.http import AsyncHttpConsumer
 from django.conf import settings
 from django.db import connection
 from django.http import QueryDict
@@ -42,70 +43,84 @@ _HEADERS = [
 ]
 
 
-class WebhookConsumer(AsyncHttpConsumer):
-    # No channel of its own: a Channels consumer otherwise subscribes a new
-    # channel on the layer for every request — with the Redis PubSub layer a
-    # SUBSCRIBE/UNSUBSCRIBE round trip per push, and a 500 for every push while
-    # Redis is down. The webhook only publishes (wechat.live, after commit,
-    # failures tolerated), which does not need a channel.
-    channel_layer_alias = None
+_PATH = re.compile(r"^/wechat/([^/]+)/$")
+_PLAIN = "text/plain; charset=utf-8"
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.received = 0
-        self.too_large = False
-        self.content_length = 0
-        self.checked_headers = False
 
-    async def http_request(self, message):
-        # Stop buffering past the limit so a hostile 10 MB body costs 64 KB of
-        # memory; `handle` still sees more than the limit and refuses with 413.
-        if not self.checked_headers:
-            self.checked_headers = True
-            self.content_length = _content_length(self.scope)
-            self.too_large = self.content_length > settings.WECHAT_MAX_BODY_BYTES
+def fast_path(app):
+    """ASGI app: `/wechat/<appid>/` to `webhook_app`, everything else to `app`."""
+
+    async def route(scope, receive, send):
+        if scope["type"] == "http":
+            match = _PATH.match(scope.get("path", ""))
+            if match:
+                return await webhook_app(scope, receive, send, appid=match.group(1))
+        return await app(scope, receive, send)
+
+    return route
+
+
+async def webhook_app(scope, receive, send, *, appid):
+    """One push, as a plain ASGI application (no consumer class, no channel layer)."""
+    content_length = _content_length(scope)
+    body = await _read_body(receive, too_large=content_length > settings.WECHAT_MAX_BODY_BYTES)
+    if body is None:
+        return  # the client went away before sending its body
+    rid = (_header(scope, b"x-request-id") or uuid.uuid4().hex[:16])[:64]
+    token = request_id_var.set(rid)
+    try:
+        status, payload, content_type = await _answer(scope, appid, body, content_length)
+    finally:
+        request_id_var.reset(token)
+    headers = [
+        (b"content-type", content_type.encode("latin-1")),
+        (b"content-length", str(len(payload)).encode()),
+        *_HEADERS,
+        (b"x-request-id", rid.encode()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+async def _read_body(receive, *, too_large):
+    """The body up to one byte past the limit, so a hostile 10 MB body costs 64 KB of memory.
+
+    `handle` still sees more than the limit and refuses with 413. None if the
+    client disconnected first.
+    """
+    limit = settings.WECHAT_MAX_BODY_BYTES
+    chunks, received = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
         chunk = message.get("body", b"")
-        if chunk and not self.too_large:
-            room = settings.WECHAT_MAX_BODY_BYTES + 1 - self.received
-            self.body.append(chunk[:room])
-            self.received += min(len(chunk), room)
-            self.too_large = self.received > settings.WECHAT_MAX_BODY_BYTES
-        if self.too_large or not message.get("more_body"):
-            await super().http_request({"body": b"", "more_body": False})
+        if chunk and not too_large:
+            room = limit + 1 - received
+            chunks.append(chunk[:room])
+            received += min(len(chunk), room)
+            too_large = received > limit
+        if too_large or not message.get("more_body"):
+            return b"".join(chunks)
 
-    async def handle(self, body):
-        rid = (_header(self.scope, b"x-request-id") or uuid.uuid4().hex[:16])[:64]
-        token = request_id_var.set(rid)
-        try:
-            status, payload, content_type = await self._answer(body)
-        finally:
-            request_id_var.reset(token)
-        headers = [
-            (b"content-type", content_type.encode("latin-1")),
-            (b"content-length", str(len(payload)).encode()),
-            *_HEADERS,
-            (b"x-request-id", rid.encode()),
-        ]
-        await self.send_response(status, payload, headers=headers)
 
-    async def _answer(self, body):
-        if not _host_allowed(self.scope):
-            # What Django's CommonMiddleware does for a Host not in ALLOWED_HOSTS.
-            log.warning("webhook refused 400: host not allowed")
-            return 400, b"bad request", "text/plain; charset=utf-8"
-        method = self.scope["method"]
-        if self.content_length > settings.WECHAT_MAX_BODY_BYTES or method != "POST":
-            body = b""  # the view does not read these bodies either
-        query = QueryDict(self.scope.get("query_string", b"").decode("utf-8", "replace"))
-        appid = self.scope["url_route"]["kwargs"]["appid"]
-        try:
-            answer = await _handle(appid, method, query, body, content_length=self.content_length)
-        except Exception:
-            # Nothing was stored (the transaction rolled back); a 500 makes
-            # WeChat retry the push (§6.5), exactly like the Django view.
-            log.exception("webhook failed appid=%s", appid)
-            return 500, b"server error", "text/plain; charset=utf-8"
-        return answer.status, answer.body, answer.content_type
+async def _answer(scope, appid, body, content_length):
+    if not _host_allowed(scope):
+        # What Django's CommonMiddleware does for a Host not in ALLOWED_HOSTS.
+        log.warning("webhook refused 400: host not allowed")
+        return 400, b"bad request", _PLAIN
+    method = scope["method"]
+    if content_length > settings.WECHAT_MAX_BODY_BYTES or method != "POST":
+        body = b""  # the view does not read these bodies either
+    query = QueryDict(scope.get("query_string", b"").decode("utf-8", "replace"))
+    try:
+        answer = await _handle(appid, method, query, body, content_length=content_length)
+    except Exception:
+        # Nothing was stored (the transaction rolled back); a 500 makes
+        # WeChat retry the push (§6.5), exactly like the Django view.
+        log.exception("webhook failed appid=%s", appid)
+        return 500, b"server error", _PLAIN
+    return answer.status, answer.body, answer.content_type
 
 
 # Pushes are stored on a small pool of threads of their own, each keeping its

@@ -124,7 +124,7 @@ def _store_in_one_statement(account, follower, message, push, now):
     sql = "WITH " + ", ".join(f"{name} AS ({part})" for name, (part, _) in zip(names, parts, strict=True))
     live_sql, live_params = rawsql.insert_statement(update, source="m")
     params = [p for _, part_params in parts for p in part_params] + live_params
-    with connection.cursor() as cursor:
+    with rawsql.cursor() as cursor:
         cursor.execute(f"{sql} {live_sql}", params)
         row = cursor.fetchone()
     if row is None:
@@ -153,7 +153,7 @@ def _locked_follower(account_id, openid):
         f"WHERE k.account_id = %s AND k.openid = %s{lock}"
     )
     params = [Conversation.Status.RESOLVED, account_id, openid]
-    with connection.cursor() as cursor:
+    with rawsql.cursor() as cursor:
         cursor.execute(sql, [InboundMessage._meta.db_table, *params] if postgres else params)
         row = cursor.fetchone()
     if row is None:
