@@ -160,7 +160,7 @@ SCOPE_KEY = "wechat.sandbox.fault_plan"
 
 
 class ResetMiddleware:
-    """ASGI middleware: take each API call's faults before Django runs; drop or delay the call here.
+    """ASGI middleware in front of the fake API: faults first, then the API view without Django's stack.
 
     A `reset` fault drops the TCP connection before the request is read. Wrap
     the outermost application (config/asgi.py) so `send` is still the
@@ -170,12 +170,19 @@ class ResetMiddleware:
     drops a connection. With another server (no reachable transport) the
     fault answers an empty HTTP 502 instead, and says so in the log.
 
-    The other faults are planned here too (`plan_call`, one query when none
-    is armed) and handed to the view in the scope. A `latency` delay is an
-    `asyncio.sleep` on the event loop: a delayed call holds no thread and no
-    database connection while it waits, as a slow WeChat holds nothing of
-    ours. (Called without this middleware — Django's test client — the view
-    plans and sleeps itself.)
+    The other faults are planned here too (`_plan_call`, one query when none
+    is armed) and handed to the view in the scope. The delays — `latency`
+    before the call, `read_timeout` after it — are `asyncio.sleep`s on the
+    event loop: a delayed call holds no thread and no database connection
+    while it waits, as a slow WeChat holds nothing of ours.
+
+    Then the API view (`views.api`, the same code Django's test client
+    reaches) runs in one thread hop, without the console's middleware chain:
+    under ASGI each of those middlewares hands the request to a thread and
+    back twice, the larger part of a sandbox call's CPU. None of them has a
+    say over an API call (no cookies, no session, no CSRF — the view is
+    csrf_exempt — no pages). Everything else under /sandbox/ goes through
+    Django as usual.
     """
 
     def __init__(self, app):
@@ -184,13 +191,13 @@ class ResetMiddleware:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or not scope.get("path", "").startswith(API_PREFIX):
             return await self.app(scope, receive, send)
-        if not settings.WECHAT_SANDBOX:
+        if not settings.WECHAT_SANDBOX or scope["path"] == API_PREFIX:
             return await self.app(scope, receive, send)
         reset, call_plan = await _plan_call(scope)
         if reset is None:
             if call_plan.latency is not None:
                 await asyncio.sleep(delay_seconds(call_plan.latency))
-            return await self.app({**scope, SCOPE_KEY: call_plan}, receive, send)
+            return await _serve({**scope, SCOPE_KEY: call_plan}, receive, send, call_plan)
         transport = getattr(getattr(send, "__self__", None), "transport", None)
         if transport is not None:
             _abort(transport)
@@ -207,9 +214,70 @@ class ResetMiddleware:
         return None
 
 
-@sync_to_async
+_asgi = None
+
+
+def _handler():
+    """Django's ASGI handler, for reading the body, building the request and sending the response."""
+    global _asgi
+    if _asgi is None:
+        from django.core.handlers.asgi import ASGIHandler
+
+        _asgi = ASGIHandler()
+    return _asgi
+
+
+async def _serve(scope, receive, send, call_plan):
+    from django.core.exceptions import RequestAborted
+
+    handler = _handler()
+    try:
+        body_file = await handler.read_body(receive)
+    except RequestAborted:
+        return
+    try:
+        request, response = handler.create_request(scope, body_file)
+        if request is not None:
+            response = await _api(request)
+        if call_plan.late is not None:
+            # Answered and recorded; only the client's read deadline passes
+            # before the answer leaves (the ambiguous case of §10.2).
+            await asyncio.sleep(delay_seconds(call_plan.late))
+        await handler.send_response(response, send)
+    finally:
+        body_file.close()
+
+
+@sync_to_async(thread_sensitive=False)
+def _api(request):
+    from django.db import close_old_connections
+    from django.http import HttpResponseServerError
+
+    from wechat.sandbox import views
+
+    # What Django's request_started / request_finished do for the database.
+    close_old_connections()
+    try:
+        return views.api(request, request.path[len(API_PREFIX) :])
+    except Exception:
+        log.exception("sandbox API call %s failed", request.path)
+        return HttpResponseServerError(b"<h1>Server Error (500)</h1>", content_type="text/html")
+    finally:
+        close_old_connections()
+
+
+@sync_to_async(thread_sensitive=False)
 def _plan_call(scope):
     """(the reset fault taken, None) or (None, the call's Plan): the faults of one API call."""
+    from django.db import close_old_connections
+
+    try:
+        return _plan(scope)
+    finally:
+        close_old_connections()
+
+
+def _plan(scope):
     from wechat.sandbox import platform, views
 
     path = scope["path"][len("/sandbox") :]

@@ -116,10 +116,11 @@ def api(request, rest):
     token_value = request.GET.get("access_token", "")
     needs_token = endpoint is None or endpoint.needs_token
 
-    # Under uvicorn the faults were taken, and a latency waited out, by
-    # faults.ResetMiddleware before this view ran (see there); otherwise here.
+    # Under uvicorn the faults were taken, and their delays are waited out,
+    # by faults.ResetMiddleware around this view (see there); otherwise here.
     plan = getattr(request, "scope", {}).get(faults.SCOPE_KEY)
-    if plan is None:
+    waits_here = plan is None
+    if waits_here:
         owner = platform.token_owner(token_value) if needs_token else None
         plan = faults.plan(path, account=owner, token_call=not needs_token)
         if plan.latency is not None:
@@ -133,7 +134,7 @@ def api(request, rest):
     else:
         reply, account = _run(endpoint, request, at, account, token)
     _record(request, path, account, reply, plan.recorded)
-    if plan.late is not None:
+    if plan.late is not None and waits_here:
         # The answer is ready and the effect recorded; only the client's read
         # deadline passes before it leaves (the ambiguous case of §10.2).
         time.sleep(faults.delay_seconds(plan.late))
