@@ -139,7 +139,7 @@ async def main(cfg):
     rate, count = cfg["rate"], int(cfg["rate"] * cfg["seconds"])
     start = time.time() + 0.5
     server_pids = cfg.get("server_pids", [])
-    cpu_before = (_own_cpu(), _cpu_of(server_pids), time.monotonic())
+    cpu_before = (_own_cpu(), {pid: _cpu_of([pid]) for pid in server_pids}, time.monotonic())
     posts = []
     for seq in range(count):
         due = start + seq / rate
@@ -164,7 +164,9 @@ async def main(cfg):
     # machine is shared, so say how busy the server and this client were.
     window = time.monotonic() - cpu_before[2]
     client_cpu = _own_cpu() - cpu_before[0]
-    server_cpu = _cpu_of(server_pids) - cpu_before[1]
+    # Per process too: the two workers split the sockets as the kernel hands them out.
+    server_cpu_by_pid = {pid: round(_cpu_of([pid]) - before, 2) for pid, before in cpu_before[1].items()}
+    server_cpu = sum(server_cpu_by_pid.values())
 
     caught = await asyncio.gather(*(a.catch_up(cfg["after_id"]) for a in agents))
     for task in tasks:
@@ -192,6 +194,7 @@ async def main(cfg):
         "window_s": round(window, 2),
         "client_cpu_s": round(client_cpu, 2),
         "server_cpu_s": round(server_cpu, 2),
+        "server_cpu_by_pid": server_cpu_by_pid,
         "loadavg_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
 
