@@ -462,21 +462,39 @@ def _settle_once(message, worker, status, *, reason="", errcode=None, errmsg="",
     # The Contact row is only touched when the window changes: a failure
     # gives the unit back, and 45015 / 43004 / 45047 close or exhaust it.
     touches_window = status == S.FAILED or errcode in (errors.WINDOW_CLOSED, errors.NOT_SUBSCRIBED, errors.QUOTA_USED)
+    touches_conversation = status == S.SENT and message.conversation_id and message.send_at > message.created_at
+    previous = message.status
+    if connection.vendor == "postgresql" and not (touches_window or touches_conversation):
+        settled = _settle_in_one_statement(message, worker, update)
+    else:
+        settled = _settle_in_a_transaction(message, worker, update, touches_window, touches_conversation, now)
+    if not settled:
+        log.warning("outbound %s was settled by someone else; answer %s not recorded", message.pk, status)
+        return False
+    if status == S.QUEUED:
+        contact_id = message.contact_id
+        transaction.on_commit(lambda: _enqueue_delivery(contact_id, retry_at))
+    log.info(
+        "outbound %s %s → %s%s", message.pk, previous, status, f" (errcode {errcode})" if errcode is not None else ""
+    )
+    return True
+
+
+def _settle_in_a_transaction(message, worker, update, touches_window, touches_conversation, now):
+    status, errcode = update["status"], update["last_errcode"]
     with transaction.atomic():
         contact = Contact.objects.select_for_update().get(pk=message.contact_id) if touches_window else None
         # Only the claimer settles. A row the sweeper already called unknown
         # may still learn its real outcome from a late answer.
         if not _settle_row(message.pk, worker, update):
-            log.warning("outbound %s was settled by someone else; answer %s not recorded", message.pk, status)
             return False
-        previous = message.status
         for name, value in update.items():
             setattr(message, name, value)
         if status == S.FAILED:
             _release_quota(contact, message)
         if touches_window:
             _apply_window_verdict(contact, errcode, now)
-        if status == S.SENT and message.conversation_id and message.send_at > message.created_at:
+        if touches_conversation:
             _touch_conversation(message.conversation_id, message.preview, now)
         live.record(
             account_id=message.account_id,
@@ -484,23 +502,49 @@ def _settle_once(message, worker, status, *, reason="", errcode=None, errmsg="",
             kind="outbound_status",
             data=_event_data(message),
         )
-        if status == S.QUEUED:
-            contact_id = message.contact_id
-            transaction.on_commit(lambda: _enqueue_delivery(contact_id, retry_at))
-    log.info(
-        "outbound %s %s → %s%s", message.pk, previous, status, f" (errcode {errcode})" if errcode is not None else ""
+    return True
+
+
+def _settle_in_one_statement(message, worker, update):
+    """PostgreSQL, the usual outcome (no window or conversation change): the claimer-only UPDATE
+    and its LiveUpdate in one statement — atomic on its own, no transaction around it.
+
+    The LiveUpdate is inserted once per row the UPDATE changed, so none when
+    someone else settled the message.
+    """
+    changes = {"status": update["status"], "reason": update["reason"], "errcode": update["last_errcode"]}
+    entry = live.new(
+        account_id=message.account_id,
+        conversation_id=message.conversation_id,
+        kind="outbound_status",
+        data={**_event_data(message), **changes},
     )
+    settle_sql, settle_params = _settle_statement(message.pk, worker, update)
+    insert_sql, insert_params = rawsql.insert_statement(entry, source="settled")
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH settled AS ({settle_sql} RETURNING 1) {insert_sql}", [*settle_params, *insert_params])
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    rawsql.saved(entry, row[0])
+    live.announce(entry)
+    for name, value in update.items():
+        setattr(message, name, value)
     return True
 
 
 def _settle_row(pk, worker, values):
     """UPDATE the claimed row to its outcome, if `worker` still holds it (sending, or unknown by the sweeper)."""
+    sql, params = _settle_statement(pk, worker, values)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount == 1
+
+
+def _settle_statement(pk, worker, values):
     sql, params = rawsql.update_statement(OutboundMessage, pk, values)
     # update_statement ends with "WHERE id = %s": the claimer's conditions follow.
-    sql += " AND worker = %s AND status IN (%s, %s)"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, worker, S.SENDING, S.UNKNOWN])
-        return cursor.rowcount == 1
+    return f"{sql} AND worker = %s AND status IN (%s, %s)", [*params, worker, S.SENDING, S.UNKNOWN]
 
 
 def _apply_window_verdict(contact, errcode, now):

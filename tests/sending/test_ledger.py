@@ -170,8 +170,14 @@ def test_an_answer_that_never_came_is_unknown_keeps_the_unit_and_is_not_retried(
 def test_only_the_claimer_settles(account, follower):
     queue(account, follower)
     claimed = outbound.claim_next(contact_id=follower.pk, worker=W)
+    updates = LiveUpdate.objects.filter(kind="outbound_status")
+    before = updates.count()
     assert outbound._settle(claimed, "someone-else", S.SENT) is False
     assert OutboundMessage.objects.get(pk=claimed.pk).status == S.SENDING
+    assert updates.count() == before  # nothing changed, nothing announced
+    assert outbound._settle(claimed, W, S.SENT) is True
+    assert updates.latest("id").data["status"] == "sent"
+    assert updates.count() == before + 1
 
 
 def test_the_sweeper_turns_an_expired_lease_into_unknown_never_a_resend(account, follower):
