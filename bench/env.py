@@ -76,6 +76,9 @@ def server_env(database_url, redis_url, **extra):
         "DATABASE_URL": database_url,
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "PYTHONPATH": str(ROOT),
+        # Channel-layer names of this bench run only: other runs on the shared
+        # Redis must not reach (or be reached by) this run's agents.
+        "CHANNEL_LAYER_PREFIX": f"kefubench{os.getpid()}",
     }
     if redis_url:
         env["REDIS_URL"] = redis_url

@@ -42,6 +42,7 @@ def run(urls, *, agent_count=50, rate=100, seconds=20, workers=2, server_args=()
     after_id = LiveUpdate.objects.order_by("-id").values_list("id", flat=True).first() or 0
     cmd = [str(BENCH_PY), "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", "{port}"]
     cmd += ["--no-access-log", "--log-config", str(ROOT / "bench" / "uvicorn-log.json"), "--workers", str(workers)]
+    cmd += ["--ws-per-message-deflate", "false"]  # as in production (Procfile, docs/deploy)
     cmd += list(server_args)
     # A channel-layer prefix of its own: PubSub channels are global to the
     # Redis server, and anything else publishing to `account.<id>` on the

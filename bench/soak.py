@@ -47,6 +47,7 @@ def run(urls, *, minutes):
     base_env = env.server_env(urls["database"], urls["redis"])
     cmd = [str(BENCH_PY), "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", "{port}"]
     cmd += ["--no-access-log", "--log-config", str(ROOT / "bench" / "uvicorn-log.json"), "--workers", "2"]
+    cmd += ["--ws-per-message-deflate", "false"]  # as in production (Procfile, docs/deploy)
     with Server("soak-web", cmd, env=base_env, probe="/healthz") as web:
         base = f"http://127.0.0.1:{web.port}"
         worker = Server(

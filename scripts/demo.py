@@ -105,6 +105,8 @@ def main():
                 "--port",
                 str(args.port),
                 "--no-access-log",
+                "--ws-per-message-deflate",
+                "false",
                 "--log-level",
                 "warning",
             ],
