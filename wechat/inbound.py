@@ -21,15 +21,17 @@ A push from a known follower is:
    (data-modifying WITH clauses, each write conditional on the insert); on
    SQLite, where there is no round trip to save, four.
 
-A first push, or the first after a resolve, creates the contact or the
-conversation through the ORM, step by step; those are rare.
+A first push inserts the contact (`ON CONFLICT DO NOTHING`) and reads it back
+locked; a push that needs a conversation and has none (a first message, or the
+first after a resolve) inserts it before the inbound row, which then names it.
+A duplicate rolls the whole transaction back, so nothing it opened stays.
 """
 
 import logging
 from dataclasses import dataclass
 from datetime import UTC
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -65,60 +67,61 @@ def receive(*, account, push, raw_xml="", now=None):
     with transaction.atomic():
         follower = _locked_follower(account.pk, push.from_user)
         if follower is None:
-            _create_contact(account, push.from_user, now)
+            _create_contact(account.pk, push.from_user, now)
             follower = _locked_follower(account.pk, push.from_user)
         message = _new_message(account, follower, push, raw_xml, now)
-        starts = window.classify(push.msg_type, push.event) in _STARTS_CONVERSATION
-        if follower.next_message_id is not None and (follower.conversation_id is not None or not starts):
-            stored = _store_in_one_statement(account, follower, message, push, now)
-        else:
-            stored = _store_step_by_step(account, follower, message, push, now, starts=starts)
+        opened = None
+        if follower.conversation_id is None and window.classify(push.msg_type, push.event) in _STARTS_CONVERSATION:
+            opened = message.conversation_id = _start_conversation(account.pk, follower.contact_id, message, now)
+        store = _store_in_one_statement if follower.next_message_id is not None else _store_step_by_step
+        stored = store(account, follower, message, push, now, touch=opened is None)
         if not stored:
-            OfficialAccount.objects.filter(pk=account.pk).update(duplicate_pushes=F("duplicate_pushes") + 1)
-            log.info(
-                "duplicate push dropped: account=%s type=%s event=%s msgid=%s from=%s",
-                account.appid,
-                push.msg_type,
-                push.event,
-                push.msg_id,
-                push.from_user,
-            )
-            return Received(None, True)
-        if message.media_status == InboundMessage.MediaStatus.PENDING:
+            # A duplicate leaves nothing behind — not even a conversation opened for it.
+            transaction.set_rollback(True)
+        elif message.media_status == InboundMessage.MediaStatus.PENDING:
             transaction.on_commit(lambda: _enqueue_media_fetch(message.pk))
+    if not stored:
+        OfficialAccount.objects.filter(pk=account.pk).update(duplicate_pushes=F("duplicate_pushes") + 1)
+        log.info(
+            "duplicate push dropped: account=%s type=%s event=%s msgid=%s from=%s",
+            account.appid,
+            push.msg_type,
+            push.event,
+            push.msg_id,
+            push.from_user,
+        )
+        return Received(None, True)
     return Received(message, False)
 
 
-def _store_step_by_step(account, follower, message, push, now, *, starts):
+def _store_step_by_step(account, follower, message, push, now, *, touch):
+    """SQLite (no round trips to save): insert, window, conversation, LiveUpdate as four statements."""
     if not rawsql.insert(message, ignore_conflicts=True):
         return False
     rawsql.update(Contact, follower.contact_id, _window_values(follower, push, now))
-    conversation_id = follower.conversation_id
-    if conversation_id is not None:
-        rawsql.update(Conversation, conversation_id, *_touch(message, now))
-    elif starts:
-        conversation_id = _start_conversation(account, follower.contact_id, message, now)
-        message.conversation_id = conversation_id
-        InboundMessage.objects.filter(pk=message.pk).update(conversation_id=conversation_id)
-    live.record(account_id=account.pk, conversation_id=conversation_id, kind="inbound", data=_live_data(message))
+    if touch and message.conversation_id is not None:
+        rawsql.update(Conversation, message.conversation_id, *_touch(message, now))
+    live.record(
+        account_id=account.pk, conversation_id=message.conversation_id, kind="inbound", data=_live_data(message)
+    )
     return True
 
 
-def _store_in_one_statement(account, follower, message, push, now):
+def _store_in_one_statement(account, follower, message, push, now, *, touch):
     """PostgreSQL: insert, window, conversation and LiveUpdate in one round trip."""
     message.pk = follower.next_message_id  # drawn by _locked_follower, so the LiveUpdate can name it
     update = live.new(
-        account_id=account.pk, conversation_id=follower.conversation_id, kind="inbound", data=_live_data(message)
+        account_id=account.pk, conversation_id=message.conversation_id, kind="inbound", data=_live_data(message)
     )
     parts = [rawsql.insert_statement(message, ignore_conflicts=True)]
     stored = "EXISTS (SELECT 1 FROM m)"
     parts.append(
         rawsql.update_statement(Contact, follower.contact_id, _window_values(follower, push, now), only_if=stored)
     )
-    if follower.conversation_id is not None:
+    if touch and message.conversation_id is not None:
         values, expressions = _touch(message, now)
         parts.append(
-            rawsql.update_statement(Conversation, follower.conversation_id, values, expressions, only_if=stored)
+            rawsql.update_statement(Conversation, message.conversation_id, values, expressions, only_if=stored)
         )
     names = ["m", "k", "c"][: len(parts)]
     sql = "WITH " + ", ".join(f"{name} AS ({part})" for name, (part, _) in zip(names, parts, strict=True))
@@ -176,12 +179,9 @@ def _aware(value):
     return value
 
 
-def _create_contact(account, openid, now):
-    try:
-        with transaction.atomic():
-            Contact.objects.create(account=account, openid=openid, first_seen_at=now)
-    except IntegrityError:
-        pass  # a concurrent push from the same new follower created it first
+def _create_contact(account_id, openid, now):
+    # A concurrent push from the same new follower may have created it first: fine.
+    rawsql.insert(Contact(account_id=account_id, openid=openid, first_seen_at=now), ignore_conflicts=True)
 
 
 def _new_message(account, follower, push, raw_xml, now):
@@ -260,20 +260,18 @@ def _touch(message, now):
     return values, expressions
 
 
-def _start_conversation(account, contact_id, message, now):
+def _start_conversation(account_id, contact_id, message, now):
     asks = _asks_for_answer(message)
-    try:
-        with transaction.atomic():
-            conversation = Conversation.objects.create(
-                account=account,
-                contact_id=contact_id,
-                last_message_at=now,
-                last_message_preview=message.content[:140],
-                last_message_direction="in",
-                waiting_since=now if asks else None,
-                first_inbound_at=now if asks else None,
-            )
-    except IntegrityError:
+    conversation = Conversation(
+        account_id=account_id,
+        contact_id=contact_id,
+        last_message_at=now,
+        last_message_preview=message.content[:140],
+        last_message_direction="in",
+        waiting_since=now if asks else None,
+        first_inbound_at=now if asks else None,
+    )
+    if not rawsql.insert(conversation, ignore_conflicts=True):
         # Cannot happen while the contact row is locked; kept for safety.
         conversation = Conversation.objects.exclude(status=Conversation.Status.RESOLVED).get(contact_id=contact_id)
         rawsql.update(Conversation, conversation.pk, *_touch(message, now))

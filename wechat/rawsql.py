@@ -39,7 +39,10 @@ def cursor():
 
 @cache
 def _insert_parts(model, vendor, with_pk):
-    fields = [f for f in model._meta.concrete_fields if with_pk or not f.primary_key]
+    # Generated columns are the database's to compute (Contact.window_ends_at).
+    fields = [
+        f for f in model._meta.concrete_fields if (with_pk or not f.primary_key) and not getattr(f, "generated", False)
+    ]
     quote = connection.ops.quote_name
     return quote(model._meta.db_table), ", ".join(quote(f.column) for f in fields), fields
 

@@ -99,6 +99,35 @@ def test_a_resolved_conversation_is_followed_by_a_new_one(client, account):
     assert Conversation.objects.exclude(status="resolved").get().inbound.get().msg_id == "2"
 
 
+def test_a_retried_push_after_a_resolve_opens_nothing(client, account):
+    """WeChat retries a push the agent has already resolved: no new conversation, window untouched."""
+    body = text_xml("第一条", msg_id="1")
+    post_push(client, body)
+    Conversation.objects.update(status="resolved")
+    Contact.objects.update(long_used=2)  # two replies were sent meanwhile
+    updates = live.updates_after(0)
+    assert post_push(client, body).status_code == 200
+    assert Conversation.objects.count() == 1
+    assert Conversation.objects.get().status == "resolved"
+    assert Contact.objects.get().long_used == 2
+    assert InboundMessage.objects.count() == 1
+    assert live.updates_after(0) == updates
+    assert OfficialAccount.objects.get(pk=account.pk).duplicate_pushes == 1
+
+
+def test_a_first_push_creates_follower_and_conversation_and_names_them(client, account):
+    post_push(client, text_xml("你好", msg_id="7"))
+    message = InboundMessage.objects.get()
+    conversation = Conversation.objects.get()
+    assert message.conversation == conversation
+    assert conversation.contact == message.contact == Contact.objects.get(openid=OPENID)
+    assert conversation.waiting_since is not None and conversation.first_inbound_at is not None
+    assert conversation.last_message_preview == "你好" and conversation.last_message_direction == "in"
+    (update,) = live.updates_after(0)
+    assert update.conversation_id == conversation.pk
+    assert update.data == {"message": message.pk, "contact": message.contact_id, "preview": "你好"}
+
+
 def test_a_push_encrypted_with_the_previous_key_is_accepted_during_rotation(client, account):
     account.previous_encoding_aes_key = AES_KEY
     account.encoding_aes_key = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFG"
