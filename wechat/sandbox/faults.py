@@ -9,7 +9,7 @@ Kinds (SandboxFault.Kind):
 * ``busy``          ``{"errcode": -1}`` (system busy, retryable, §10.2)
 * ``daily_quota``   45009;  ``rate_limit`` 45011
 * ``http_error``    an HTTP `http_status` (5xx) with an HTML body, no JSON
-* ``reset``         TCP reset before the request is read: needs a real server
+* ``reset``         TCP reset after the request arrived, before it is handled: needs a real server
                     (uvicorn), see `ResetMiddleware`; Django's test client
                     never consumes it
 * ``read_timeout``  handle the call normally — a message IS recorded as
@@ -162,7 +162,8 @@ SCOPE_KEY = "wechat.sandbox.fault_plan"
 class ResetMiddleware:
     """ASGI middleware in front of the fake API: faults first, then the API view without Django's stack.
 
-    A `reset` fault drops the TCP connection before the request is read. Wrap
+    A `reset` fault drops the TCP connection once the request has arrived,
+    before it is handled. Wrap
     the outermost application (config/asgi.py) so `send` is still the
     server's own bound method: under uvicorn that is the protocol cycle, whose
     `transport` we abort after setting SO_LINGER to 0 — the kernel then sends a
@@ -200,6 +201,10 @@ class ResetMiddleware:
             return await _serve({**scope, SCOPE_KEY: call_plan}, receive, send, call_plan)
         transport = getattr(getattr(send, "__self__", None), "transport", None)
         if transport is not None:
+            # The whole request arrives first, then the reset: the client has
+            # written every byte and cannot know whether WeChat acted on it
+            # (§10.2) — not a race between its header and body writes.
+            await _drain(receive)
             _abort(transport)
             # Let the server notice the lost connection before we return, so
             # it does not try to answer a 500 on the dead socket.
@@ -212,6 +217,14 @@ class ResetMiddleware:
         await send({"type": "http.response.start", "status": 502, "headers": []})
         await send({"type": "http.response.body", "body": b""})
         return None
+
+
+async def _drain(receive):
+    """Receive the rest of the request (its body) without handling it."""
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
 
 
 _asgi = None
