@@ -109,12 +109,16 @@ def webhook_section(w, settings, in_process=None):
         "middleware but each push still crosses from the event loop to a storing thread and back, and in the "
         "pinned layout PostgreSQL and Redis share the two cores with wrk and the server.",
         "",
-        "**Plan for what is not met.** Remaining round trips are BEGIN, the locked read, the write statement and "
-        "COMMIT; sending BEGIN with the read and COMMIT with the write in one simple-query string each (psycopg's "
-        "client-side cursor allows it) would halve them, at the price of managing the transaction by hand outside "
-        "Django's `atomic`. WeRoBot's SQLite session store writes without a PostgreSQL round trip; a 3× lead over "
-        "it would need several thousand stored pushes per second per core, which a durable per-push commit to a "
-        "database server does not reach on this box — the ratio is kept to show the distance, not hidden.",
+        "**Plan for what is not met.** A push now costs four round trips (BEGIN, the locked read, the one write "
+        "statement, COMMIT) and about the CPU shown above; the no-storage peers pay neither. Next, in order: "
+        "(1) one round trip instead of four — read the window without a lock and write with a compare-and-set "
+        "on the window columns in a single autocommit statement, retrying on a lost race (the window rules stay "
+        "in Python); (2) the remaining Python per push (parameter adaptation of ~40 values, Django's connection "
+        "proxy) — a hand-written dumper for the inbound row; (3) more web processes: they share nothing but "
+        "the database, so a box with more cores scales the webhook with them. WeRoBot's SQLite session store "
+        "writes without a round trip to a database server; a 3× lead over it would need several thousand "
+        "durable commits per second per core, which a per-push commit to PostgreSQL does not reach on this "
+        "box — the ratio is kept to show the distance, not hidden.",
         "",
     ]
     return out
