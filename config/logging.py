@@ -141,7 +141,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, ensure_ascii=False)
 
 
-def _clean_request_id(value):
+def clean_request_id(value):
     # A client-chosen id ends up in every log line: keep it short and printable.
     value = "".join(ch for ch in (value or "") if ch.isalnum() or ch in "-_.:")[:64]
     return value or uuid.uuid4().hex[:16]
@@ -166,7 +166,7 @@ class RequestIdMiddleware:
     def __call__(self, request):
         if self.is_async:
             return self.__acall__(request)
-        rid = _clean_request_id(request.headers.get("X-Request-ID"))
+        rid = clean_request_id(request.headers.get("X-Request-ID"))
         token = request_id_var.set(rid)
         try:
             response = self.get_response(request)
@@ -176,7 +176,7 @@ class RequestIdMiddleware:
         return response
 
     async def __acall__(self, request):
-        rid = _clean_request_id(request.headers.get("X-Request-ID"))
+        rid = clean_request_id(request.headers.get("X-Request-ID"))
         token = request_id_var.set(rid)
         try:
             response = await self.get_response(request)

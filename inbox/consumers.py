@@ -28,8 +28,10 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
 
+from config.logging import clean_request_id, request_id_var
 from inbox import access, presence, services
 from wechat import live
+from wechat.consumers import scope_header
 from wechat.models import Conversation
 
 log = logging.getLogger(__name__)
@@ -69,8 +71,12 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             await super().dispatch(message)
 
     async def connect(self):
+        # One id for the socket's whole life: every line it logs carries it
+        # (this consumer's task, and the threads its database calls run on).
+        request_id_var.set(clean_request_id(scope_header(self.scope, b"x-request-id")))
         user = self.scope.get("user")
         if user is None or not user.is_authenticated or not user.is_active:
+            log.info("websocket refused %s: not logged in", UNAUTHENTICATED)
             await self.close(code=UNAUTHENTICATED)
             return
         self.user = user

@@ -20,7 +20,6 @@ import functools
 import logging
 import re
 import threading
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
@@ -28,7 +27,7 @@ from django.db import connection
 from django.http import QueryDict
 from django.http.request import split_domain_port, validate_host
 
-from config.logging import request_id_var
+from config.logging import clean_request_id, request_id_var
 from wechat import webhook
 
 log = logging.getLogger("wechat.webhook")
@@ -66,7 +65,7 @@ async def webhook_app(scope, receive, send, *, appid):
     body = await _read_body(receive, too_large=content_length > settings.WECHAT_MAX_BODY_BYTES)
     if body is None:
         return  # the client went away before sending its body
-    rid = (_header(scope, b"x-request-id") or uuid.uuid4().hex[:16])[:64]
+    rid = clean_request_id(scope_header(scope, b"x-request-id"))
     token = request_id_var.set(rid)
     try:
         status, payload, content_type = await _answer(scope, appid, body, content_length)
@@ -157,7 +156,8 @@ def _handle_sync(appid, method, query, body, *, content_length):
             connection.close()
 
 
-def _header(scope, name):
+def scope_header(scope, name):
+    """The value of header `name` (lower-case bytes) of an ASGI scope, or None."""
     for key, value in scope.get("headers", ()):
         if key == name:
             return value.decode("latin-1")
@@ -166,13 +166,13 @@ def _header(scope, name):
 
 def _content_length(scope):
     try:
-        return max(int(_header(scope, b"content-length") or 0), 0)
+        return max(int(scope_header(scope, b"content-length") or 0), 0)
     except ValueError:
         return 0
 
 
 def _host_allowed(scope):
-    host = _header(scope, b"host")
+    host = scope_header(scope, b"host")
     if host is None:
         server = scope.get("server")
         host = server[0] if server else ""

@@ -191,3 +191,35 @@ def test_worker_lines_carry_the_task_id_and_no_token(account, tmp_path, settings
     for text in (worker.output(), server.output()):
         for value in [*tokens, "test-app-secret-value"]:
             assert value not in text
+
+
+@pytest.mark.multiprocess
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_websocket_lines_carry_the_request_id(tmp_path):
+    import asyncio
+
+    import websockets
+
+    server = Server(tmp_path, LOG_JSON="true", LOG_LEVEL="INFO")
+
+    async def knock():
+        url = server.base.replace("http://", "ws://") + "/ws/inbox/"
+        headers = {"X-Request-ID": "rid-socket-0001", "Origin": server.base}
+        # Closed before it is accepted: the server answers the handshake 403.
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            async with websockets.connect(url, additional_headers=headers, open_timeout=20):
+                pass
+        return refused.value.response.status_code
+
+    try:
+        assert asyncio.run(knock()) == 403  # no session: refused
+        wait_until(
+            lambda: any(e["logger"] == "inbox.consumers" for e in json_lines(server)),
+            timeout=20,
+            what="the consumer's log line",
+        )
+    finally:
+        server.stop()
+    lines = [e for e in json_lines(server) if e["logger"] == "inbox.consumers"]
+    assert lines and all(e["request_id"] == "rid-socket-0001" for e in lines)
+    assert "not logged in" in lines[0]["message"]
