@@ -14,10 +14,13 @@ from datetime import datetime, time, timedelta
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.actions import delete_selected
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
 from django.http import HttpResponseBadRequest, StreamingHttpResponse
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -585,6 +588,49 @@ class MediaAssetAdmin(AccountColumn, admin.ModelAdmin):
         for obj in queryset:
             self._audit_delete(request, obj)
         super().delete_queryset(request, queryset)
+
+    # Permanent material lives in WeChat's library too (§8.2): it is deleted
+    # there first, and an entry whose deletion WeChat refused stays, with the
+    # reason shown, so the library never forgets media that still exists.
+    def delete_view(self, request, object_id, extra_context=None):
+        if request.method == "POST" and "post" in request.POST:
+            obj = self.get_object(request, unquote(object_id))
+            if (
+                obj is not None
+                and self.has_delete_permission(request, obj)
+                and not self._deleted_on_wechat(request, obj)
+            ):
+                return redirect(reverse("admin:wechat_mediaasset_change", args=[obj.pk]))
+        return super().delete_view(request, object_id, extra_context)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if "delete_selected" in actions:
+            _func, name, description = actions["delete_selected"]
+            actions["delete_selected"] = (type(self)._delete_selected, name, description)
+        return actions
+
+    def _delete_selected(self, request, queryset):
+        if request.POST.get("post"):  # confirmed: WeChat first, then the entries it let go
+            gone = [obj.pk for obj in queryset.order_by("pk") if self._deleted_on_wechat(request, obj)]
+            queryset = queryset.filter(pk__in=gone)
+            if not gone:
+                return None
+        return delete_selected(self, request, queryset)
+
+    def _deleted_on_wechat(self, request, obj):
+        from wechat import media
+
+        try:
+            media.delete_on_wechat(obj)
+        except media.MediaError as exc:
+            self.message_user(
+                request,
+                gettext("“%(title)s” 未删除：%(reason)s") % {"title": obj.title, "reason": exc},
+                messages.ERROR,
+            )
+            return False
+        return True
 
 
 # --- news templates ----------------------------------------------------------------

@@ -264,6 +264,24 @@ def upload_asset(asset):
     return asset
 
 
+def delete_on_wechat(asset):
+    """Remove a permanent asset from WeChat's material library (§8.2) before its entry goes. Raises MediaError.
+
+    Temporary media cannot be deleted (it expires after 3 days); an id WeChat
+    no longer knows (40007) is already gone, which is what deleting wants.
+    """
+    if asset.lifetime != MediaAsset.Lifetime.PERMANENT or not asset.media_id:
+        return
+    try:
+        client.call(asset.account, "POST", "/cgi-bin/material/del_material", body={"media_id": asset.media_id})
+    except errors.APIError as exc:
+        if exc.errcode != 40007:
+            raise MediaError(f"在微信删除永久素材失败：{exc}"[:255]) from None
+    except errors.WeChatError as exc:
+        raise MediaError(f"在微信删除永久素材失败：{exc}"[:255]) from None
+    log.info("media asset %s deleted on WeChat", asset.pk)
+
+
 def _human(size):
     if size >= _MB:
         return f"{size / _MB:.0f} MB" if size % _MB == 0 else f"{size / _MB:.1f} MB"

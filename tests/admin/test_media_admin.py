@@ -214,3 +214,61 @@ def test_deleting_media_in_bulk_is_audited_per_item(admin_client, admin_user, ac
         (str(first.pk), "M1", admin_user),
         (str(second.pk), "M2", admin_user),
     ]
+
+
+def _permanent_on_wechat(admin_client, account, title):
+    from wechat.sandbox.models import SandboxMedia
+
+    upload = SimpleUploadedFile(f"{title}.png", png(), content_type="image/png")
+    admin_client.post(ADD, add_form(account, upload, title=title, lifetime="permanent"), follow=True)
+    item = MediaAsset.objects.get(title=title)
+    assert item.media_id, item.last_error
+    assert SandboxMedia.objects.filter(media_id=item.media_id, lifetime="permanent").exists()
+    return item
+
+
+def test_deleting_permanent_media_deletes_it_on_wechat_first(wechat, admin_client, account):
+    from wechat.sandbox.models import SandboxCall, SandboxMedia
+
+    item = _permanent_on_wechat(admin_client, account, "门头照")
+    response = admin_client.post(f"{CHANGELIST}{item.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not MediaAsset.objects.filter(pk=item.pk).exists()
+    assert not SandboxMedia.objects.filter(media_id=item.media_id).exists()
+    assert SandboxCall.objects.filter(path__endswith="/material/del_material").count() == 1
+
+
+def test_an_entry_whose_deletion_wechat_refuses_is_kept_with_the_reason(wechat, admin_client, account):
+    from wechat import errors
+    from wechat.sandbox import faults
+    from wechat.sandbox.models import SandboxMedia
+
+    item = _permanent_on_wechat(admin_client, account, "活动海报")
+    faults.inject("daily_quota", endpoint="/cgi-bin/material/del_material", account=account)
+    response = admin_client.post(f"{CHANGELIST}{item.pk}/delete/", {"post": "yes"}, follow=True)
+    html = response.content.decode()
+    assert MediaAsset.objects.filter(pk=item.pk).exists()  # nothing forgotten
+    assert SandboxMedia.objects.filter(media_id=item.media_id).exists()
+    assert "活动海报" in html and errors.describe(45009) in html
+    assert not AuditLog.objects.filter(action="media.delete").exists()
+
+
+def test_bulk_delete_removes_what_wechat_let_go_and_keeps_the_rest(wechat, admin_client, account):
+    from wechat.sandbox.models import SandboxMedia
+
+    kept = _permanent_on_wechat(admin_client, account, "保留")
+    gone = _permanent_on_wechat(admin_client, account, "删掉")
+    temporary = asset(account, "临时", media_id="TEMP-1")  # expires by itself; nothing to delete on WeChat
+    # WeChat no longer knows `gone` (deleted on the platform by hand): still deletable here.
+    SandboxMedia.objects.filter(media_id=gone.media_id).delete()
+    from wechat.sandbox import faults
+
+    faults.inject("busy", endpoint="/cgi-bin/material/del_material", account=account)  # the first one: `kept`
+    response = admin_client.post(
+        CHANGELIST,
+        {"action": "delete_selected", "post": "yes", ACTION_CHECKBOX_NAME: [kept.pk, gone.pk, temporary.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert list(MediaAsset.objects.values_list("title", flat=True)) == ["保留"]
+    assert "“保留” 未删除" in response.content.decode()

@@ -88,6 +88,18 @@ def test_permanent_image_gets_a_url_and_no_expiry(api, account):
     assert api.get("/cgi-bin/media/get", media_id=answer["media_id"]).json()["errcode"] == 40007
 
 
+def test_permanent_material_can_be_deleted_once_and_temporary_media_not_at_all(api, account):
+    permanent = upload(api, "image", media_samples.png(), "p.png", path="/cgi-bin/material/add_material")["media_id"]
+    temporary = upload(api, "image", media_samples.png(), "t.png")["media_id"]
+    delete = "/cgi-bin/material/del_material"
+    assert api.post(delete, {"media_id": permanent}).json() == {"errcode": 0, "errmsg": "ok"}
+    assert not SandboxMedia.objects.filter(media_id=permanent).exists()
+    assert api.post(delete, {"media_id": permanent}).json()["errcode"] == 40007  # already gone
+    assert api.post(delete, {"media_id": temporary}).json()["errcode"] == 40007  # not material
+    assert SandboxMedia.objects.filter(media_id=temporary).exists()
+    assert api.post(delete, {}).json()["errcode"] == 40007
+
+
 def test_permanent_video_needs_a_description(api, account):
     path = "/cgi-bin/material/add_material"
     assert upload(api, "video", MP4, "v.mp4", path=path)["errcode"] == 47001

@@ -5,7 +5,7 @@ a 404 otherwise). Point ``WECHAT_API_BASE`` at ``http://HOST:PORT/sandbox``.
 
 * ``/sandbox/cgi-bin/…`` — the fake API (`views`, `platform`, `rules`): token,
   stable_token, message/custom/send, message/custom/typing, media/upload,
-  media/get, material/add_material, user/info; any other path answers 40066.
+  media/get, material/add_material, material/del_material, user/info; any other path answers 40066.
   Apps known to the platform are the console's `OfficialAccount` rows.
 * ``/sandbox/`` — the follower simulator page (`simulator`).
 * ``/sandbox/files/<media_id>`` — media bytes by URL (video_url, permanent

@@ -282,6 +282,19 @@ def add_material(account, kind, upload, description, *, at, file_url):
     return Reply(data=data)
 
 
+def del_material(account, raw):
+    """POST /cgi-bin/material/del_material: drop permanent media (§8.2); 40007 when there is none."""
+    media_id = rules.parse_json_body(raw).get("media_id")
+    if not isinstance(media_id, str) or not media_id:
+        raise ApiError(40007, "media_id missing")
+    deleted, _ = SandboxMedia.objects.filter(
+        account=account, media_id=media_id, lifetime=SandboxMedia.Lifetime.PERMANENT
+    ).delete()
+    if not deleted:
+        raise ApiError(40007)
+    return Reply(data=dict(OK))
+
+
 def _store(account, kind, upload, *, lifetime, at, title="", introduction=""):
     if upload is None:
         raise ApiError(41005)

@@ -78,6 +78,10 @@ def _add_material(request, at, account):
     )
 
 
+def _del_material(request, at, account):
+    return platform.del_material(account, _body(request))
+
+
 def _user_info(request, at, account):
     return platform.user_info(account, request.GET)
 
@@ -90,6 +94,7 @@ ENDPOINTS = {
     "/cgi-bin/media/upload": Endpoint(_media_upload, post_only=True),
     "/cgi-bin/media/get": Endpoint(_media_get),
     "/cgi-bin/material/add_material": Endpoint(_add_material, post_only=True),
+    "/cgi-bin/material/del_material": Endpoint(_del_material, post_only=True),
     "/cgi-bin/user/info": Endpoint(_user_info),
 }
 
