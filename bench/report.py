@@ -326,16 +326,19 @@ def memory_section(r):
 
 def soak_section(s):
     ok = s["growth_mb"] <= s["allowed_growth_mb"]
+    rerun = [s["rerun_note"], ""] if s.get("rerun_note") else []
     return [
         "## Soak: mixed traffic, memory flat",
         "",
+        *rerun,
         f"{s['minutes']} minutes (`make bench` default; `bench/run.py --soak-minutes 30` for the full soak) of "
         "mixed traffic against one uvicorn (2 workers), one send worker and the sandbox: followers writing "
         "through the sandbox, replies queued and sent, agents on websockets, the conversation list polled. RSS "
         "sampled every 10 s.",
         "",
         f"* pushes answered {s['pushes']} (non-2xx {s['push_errors']}), replies queued {s['replies']}, sent "
-        f"{s['sent']}, list polls {s['polls']} (non-200 {s['poll_errors']})",
+        f"{s['sent']}, list polls {s['polls']} (non-200 {s['poll_errors']}) — every answer a success "
+        f"{_verdict(s['push_errors'] == 0 and s['poll_errors'] == 0)}",
         f"* RSS of the largest server process: first third {s['rss_first_mb']} MB, last third {s['rss_last_mb']} MB "
         f"— growth {s['growth_mb']} MB (allowed {s['allowed_growth_mb']} MB) {_verdict(ok)}",
         "",

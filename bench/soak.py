@@ -60,6 +60,7 @@ def run(urls, *, minutes):
         config = {
             "port": web.port,
             "path": f"/wechat/{env.APPID}/?{signed_query()}",
+            "token": env.TOKEN,  # sign each push: 30 minutes outlast the 300 s timestamp tolerance
             "cookies": cookies,
             "rate": 20,
             "seconds": seconds,
