@@ -138,6 +138,19 @@ def _in_process_sentence(p):
     )
 
 
+_FANOUT_CAUSE = (
+    "**Cause and plan when the latency target is missed.** Latency here is queueing on two shared cores: "
+    "the two uvicorn workers, PostgreSQL, Redis and the client all run on them, and at 100 msg/s × 50 "
+    "agents each worker writes ~2,500 websocket frames a second besides storing the pushes (the server CPU "
+    "column shows how much of the 20 s window it used, and how unevenly the kernel split the sockets "
+    "between the workers). The client is not the bottleneck (its CPU column). What remains, in order of "
+    "payoff: more cores (the design scales out — any number of web processes share the Redis layer), then "
+    "the webhook's own cost (section 1). Events not delivered live were still queued when the clients "
+    "stopped listening (the PubSub layer's queues are unbounded); every one is in the catch-up feed "
+    "(`wechat.live.updates_after`), which is what the lost-after-catch-up column checks."
+)
+
+
 def fanout_section(runs):
     out = [
         "## 2. Inbound POST → agent's browser (websocket), database write included",
@@ -180,17 +193,10 @@ def fanout_section(runs):
         "per-message deflate is off in production and here (it was the largest per-delivery cost left: ~60 µs "
         "per message with 50 live compressors). The webhook behind it is section 1's.",
         "",
-        "**Cause and plan when the latency target is missed.** Latency here is queueing on two shared cores: "
-        "the two uvicorn workers, PostgreSQL, Redis and the client all run on them, and at 100 msg/s × 50 "
-        "agents each worker writes ~2,500 websocket frames a second besides storing the pushes (the server CPU "
-        "column shows how much of the 20 s window it used, and how unevenly the kernel split the sockets "
-        "between the workers). The client is not the bottleneck (its CPU column). What remains, in order of "
-        "payoff: more cores (the design scales out — any number of web processes share the Redis layer), then "
-        "the webhook's own cost (section 1). Events not delivered live were still queued when the clients "
-        "stopped listening (the PubSub layer's queues are unbounded); every one is in the catch-up feed "
-        "(`wechat.live.updates_after`), which is what the lost-after-catch-up column checks.",
-        "",
     ]
+    missed = target is None or (target["p99_ms"] or 1e9) > 50 or target["missing_after_catch_up"] != 0
+    if missed or any(f["missing_live"] for f in runs):
+        out += [_FANOUT_CAUSE, ""]
     return out
 
 
