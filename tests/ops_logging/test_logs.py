@@ -138,6 +138,11 @@ def json_lines(process):
     return events
 
 
+def lines_of(server, logger):
+    """The server's JSON log lines from `logger`."""
+    return [e for e in json_lines(server) if e["logger"] == logger]
+
+
 @pytest.mark.multiprocess
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_webhook_fast_path_lines_carry_the_request_id(account, tmp_path):
@@ -153,13 +158,13 @@ def test_webhook_fast_path_lines_carry_the_request_id(account, tmp_path):
         assert response.headers["X-Request-ID"] == "rid-fastpath-0001"
         assert response.status_code in (400, 403)
         wait_until(
-            lambda: any(e["logger"] == "wechat.webhook" for e in json_lines(server)),
+            lambda: lines_of(server, "wechat.webhook"),
             timeout=20,
             what="the webhook's log line",
         )
     finally:
         server.stop()
-    refusals = [e for e in json_lines(server) if e["logger"] == "wechat.webhook"]
+    refusals = lines_of(server, "wechat.webhook")
     assert refusals and all(e["request_id"] == "rid-fastpath-0001" for e in refusals)
 
 
@@ -214,12 +219,12 @@ def test_websocket_lines_carry_the_request_id(tmp_path):
     try:
         assert asyncio.run(knock()) == 403  # no session: refused
         wait_until(
-            lambda: any(e["logger"] == "inbox.consumers" for e in json_lines(server)),
+            lambda: lines_of(server, "inbox.consumers"),
             timeout=20,
             what="the consumer's log line",
         )
     finally:
         server.stop()
-    lines = [e for e in json_lines(server) if e["logger"] == "inbox.consumers"]
+    lines = lines_of(server, "inbox.consumers")
     assert lines and all(e["request_id"] == "rid-socket-0001" for e in lines)
     assert "not logged in" in lines[0]["message"]
