@@ -136,9 +136,10 @@ _executor_guard = threading.Lock()
 
 def _threads():
     global _executor
-    with _executor_guard:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(settings.WEBHOOK_THREADS, thread_name_prefix="webhook")
+    if _executor is None:  # the lock only for the first push, not for every one
+        with _executor_guard:
+            if _executor is None:
+                _executor = ThreadPoolExecutor(settings.WEBHOOK_THREADS, thread_name_prefix="webhook")
     return _executor
 
 
